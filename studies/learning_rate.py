@@ -1,0 +1,14 @@
+"""Tina's learning-rate ablation (paper: LIMR, LoRA rank 32, GRPO, lr 5e-7 / 1e-6 / 5e-6)."""
+
+from tina_sweep import Study
+
+study = Study(
+    name="learning_rate",
+    description="Learning-rate ablation at fixed LoRA rank",
+    axes={"training.learning_rate": [5e-7, 1e-6, 5e-6]},
+    scales={
+        "paper": {"base": {"dataset.name": "limr", "algorithm.name": "grpo", "lora.rank": 32}},
+        "cpu": {"axes": {"training.learning_rate": [5e-5, 2e-4, 5e-4]}},
+        "smoke": {"axes": {"training.learning_rate": [1e-3, 1e-2]}},
+    },
+)

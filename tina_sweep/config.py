@@ -1,0 +1,231 @@
+"""Trial specs: pydantic models with unknown keys forbidden.
+
+A ``TrialSpec`` is one complete, hashable description of a trial: the model, the LoRA adapter, the RL
+algorithm, the optimisation budget, the training data, the evaluation and the seed. Every value is checked
+before anything runs; an invalid one fails with a single line naming the field and the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+def _positive_int(value: int) -> int:
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+PositiveInt = Annotated[int, Field(strict=True), AfterValidator(_positive_int)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+REWARD_NAMES = ("accuracy", "boxed_format", "format", "tag_count", "cosine", "length")
+ALGORITHMS = ("grpo", "dr_grpo")
+
+
+class Spec(BaseModel):
+    """Base for every spec section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class ModelSpec(Spec):
+    name: str = Field("smollm2-135m-instruct", min_length=1,
+                      description="catalog name (tina-sweep models), local directory or hub id")
+    dtype: Literal["float32", "bfloat16", "auto"] = "float32"
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] = "sdpa"
+
+
+class Example(Spec):
+    """A worked example shown to the model as an earlier chat turn (few-shot)."""
+
+    question: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+
+
+class PromptSpec(Spec):
+    system: str | None = Field(None, description="system prompt; None keeps the chat template's default")
+    instruction: str = Field("Give only the final number inside \\boxed{}.",
+                             description="appended to every question, train and eval alike")
+    examples: list[Example] = Field(default_factory=list, description="few-shot turns before the question")
+
+
+class LoraSpec(Spec):
+    rank: PositiveInt = 8
+    alpha: PositiveInt | None = Field(None, description="None: alpha = alpha_per_rank x rank")
+    alpha_per_rank: PositiveFloat = Field(4.0, description="the study's rule: alpha = alpha_per_rank x rank")
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1)
+
+    @property
+    def resolved_alpha(self) -> int:
+        return self.alpha if self.alpha is not None else int(round(self.alpha_per_rank * self.rank))
+
+
+class RewardSpec(Spec):
+    name: Literal[REWARD_NAMES]  # type: ignore[valid-type]
+    weight: float = 1.0
+
+
+class AlgorithmSpec(Spec):
+    name: Literal["grpo", "dr_grpo"] = "dr_grpo"
+    beta: Annotated[float, Field(ge=0)] = 0.0
+    epsilon: PositiveFloat = 0.2
+    num_generations: Annotated[int, Field(ge=2, strict=True)] = 4
+    temperature: PositiveFloat = 1.0
+    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
+    top_k: Annotated[int, Field(ge=0, strict=True)] = Field(50, description="sample from the k likeliest tokens; 0 = off")
+    max_completion_length: PositiveInt = 48
+    rewards: list[RewardSpec] = Field(default_factory=lambda: [RewardSpec(name="accuracy")], min_length=1)
+    use_vllm: bool = False
+    vllm_gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.4
+
+    @field_validator("rewards")
+    @classmethod
+    def _unique_rewards(cls, rewards: list[RewardSpec]) -> list[RewardSpec]:
+        names = [r.name for r in rewards]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"reward {duplicates[0]!r} is listed twice")
+        return rewards
+
+
+class TrainingSpec(Spec):
+    learning_rate: PositiveFloat = 1e-4
+    lr_scheduler_type: Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_min_lr"] = "constant"
+    min_lr_rate: Probability = 0.1
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    max_steps: PositiveInt = 30
+    prompts_per_step: PositiveInt = Field(2, description="distinct prompts per optimizer step (per device)")
+    gradient_accumulation_steps: PositiveInt = 1
+    save_steps: PositiveInt = 10
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    max_grad_norm: PositiveFloat = 1.0
+
+
+class DataSpec(Spec):
+    """A training set or benchmark: a catalog name, or a user's JSONL file with named fields."""
+
+    name: str = Field(min_length=1)
+    path: str | None = Field(None, description="a local JSONL/JSON file instead of the catalog entry")
+    question_field: str = "question"
+    answer_field: str = "answer"
+    answer_format: Literal["plain", "gsm8k", "list"] = "plain"
+    limit: PositiveInt | None = Field(None, description="use the first N problems (eval) or N problems (train)")
+
+
+class EvalSpec(Spec):
+    backend: Literal["transformers"] = "transformers"
+    benchmarks: list[DataSpec] = Field(default_factory=lambda: [DataSpec(name="arithmetic", limit=100)], min_length=1)
+    samples_per_problem: PositiveInt = 1
+    temperature: Annotated[float, Field(ge=0)] = 0.0
+    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
+    top_k: Annotated[int, Field(ge=0, strict=True)] = Field(0, description="sample from the k likeliest tokens; 0 = off")
+    max_new_tokens: PositiveInt = 48
+    batch_size: PositiveInt = 32
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _unique_benchmarks(cls, benchmarks: list[DataSpec]) -> list[DataSpec]:
+        names = [b.name for b in benchmarks]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"benchmark {duplicates[0]!r} is listed twice")
+        return benchmarks
+
+
+class TrialSpec(Spec):
+    """One complete trial. Its id is a hash of every field, so equal specs share one trial."""
+
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    prompt: PromptSpec = Field(default_factory=PromptSpec)
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+    algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    dataset: DataSpec = Field(default_factory=lambda: DataSpec(name="arithmetic", limit=2000))
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    seed: Annotated[int, Field(ge=0, strict=True)] = 42
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrialSpec":
+        from tina_sweep.data import BENCHMARKS, TRAINING_SETS
+
+        if self.dataset.path is None and self.dataset.name not in TRAINING_SETS:
+            raise ValueError(f"dataset.name: unknown training set {self.dataset.name!r} "
+                             f"(known: {', '.join(TRAINING_SETS)}; or set dataset.path to a JSONL file)")
+        for index, benchmark in enumerate(self.eval.benchmarks):
+            if benchmark.path is None and benchmark.name not in BENCHMARKS:
+                raise ValueError(f"eval.benchmarks.{index}.name: unknown benchmark {benchmark.name!r} "
+                                 f"(known: {', '.join(BENCHMARKS)}; or set its path to a JSONL file)")
+        if self.eval.temperature == 0 and self.eval.samples_per_problem > 1:
+            raise ValueError("eval.samples_per_problem: greedy decoding (eval.temperature 0) gives one distinct "
+                             f"completion, so n must be 1 or the temperature > 0, got {self.eval.samples_per_problem}")
+        return self
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def trial_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:10]
+
+    def baseline(self) -> "BaselineSpec":
+        """The reference row: the same model, prompt and evaluation, no training."""
+        return BaselineSpec(model=self.model, prompt=self.prompt, eval=self.eval)
+
+
+class BaselineSpec(Spec):
+    """The base model evaluated as is: the reference row of a study."""
+
+    model: ModelSpec
+    prompt: PromptSpec
+    eval: EvalSpec
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def trial_hash(self) -> str:
+        return hashlib.sha256(("baseline:" + self.canonical_json()).encode()).hexdigest()[:10]
+
+
+class ConfigError(ValueError):
+    """An invalid study or spec; the message is one line naming the field and the value."""
+
+
+def first_error_line(error: ValidationError, prefix: str = "") -> str:
+    """Turn pydantic's report into one line: ``lora.rank: must be a positive integer, got 0``."""
+    item = error.errors()[0]
+    location = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-after"))
+    location = f"{prefix}{location}" if location else prefix.rstrip(".") or "spec"
+    kind, value = item["type"], item.get("input")
+    if kind == "value_error" and not item["loc"]:
+        return prefix + item["msg"].removeprefix("Value error, ")  # a cross-field check names its own field
+    if kind == "extra_forbidden":
+        return f"{location}: unknown field (check its spelling)"
+    if kind == "missing":
+        return f"{location}: required field is missing"
+    message = _FRIENDLY.get(kind) or item["msg"].replace("Input should be", "must be")
+    if kind == "greater_than" and item.get("ctx") == {"gt": 0}:
+        message = "must be positive"
+    message = message.removeprefix("Value error, ")
+    return f"{location}: {message[0].lower() + message[1:]}, got {value!r}"
+
+
+_FRIENDLY = {
+    "int_type": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "model_type": "must be a mapping of fields",
+    "too_short": "must not be empty",
+}

@@ -1,0 +1,240 @@
+"""Datasets and benchmarks: catalog names -> lists of problems with accepted answers.
+
+Three kinds of source: files bundled in ``tina_sweep/data`` (see its SOURCES.md), sets on the Hugging Face
+hub (real loading code; offline they fail with a message that says so), and the built-in seeded arithmetic
+task used at CPU scale. Any JSONL file with named question/answer fields works too.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+AnswerFormat = Literal["plain", "gsm8k", "list"]
+
+
+class DataError(ValueError):
+    """A dataset or benchmark could not be loaded; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One question with every accepted gold answer."""
+
+    id: str
+    question: str
+    answers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a named dataset or benchmark comes from and how to read its rows."""
+
+    name: str
+    kind: Literal["bundled", "hub", "generated"]
+    location: str  # bundled file under tina_sweep/data, or a hub id
+    question_field: str = "problem"
+    answer_field: str = "answer"
+    answer_format: AnswerFormat = "plain"
+    split: str = "train"
+    hub_config: str | None = None
+    description: str = ""
+
+
+BENCHMARKS: dict[str, Source] = {s.name: s for s in [
+    Source("arithmetic", "generated", "arithmetic:eval", description="held-out two-operand arithmetic (CPU scale)"),
+    Source("aime24", "bundled", "benchmarks/aime24.jsonl", description="AIME 2024, 30 problems"),
+    Source("aime25", "bundled", "benchmarks/aime25.jsonl", "question", description="AIME 2025, 30 problems"),
+    Source("amc23", "bundled", "benchmarks/amc23.jsonl", description="AMC 2023, 40 problems (float answers)"),
+    Source("math500", "bundled", "benchmarks/math500.jsonl", description="MATH-500, LaTeX answers"),
+    Source("minerva", "bundled", "benchmarks/minerva_math.json", answer_format="list",
+           description="Minerva Math, 272 problems (lists of accepted answers)"),
+    Source("gsm8k", "bundled", "benchmarks/gsm8k_test.jsonl", "question", answer_format="gsm8k",
+           description="GSM8K test, 1319 problems ('#### N' answers)"),
+    Source("mawps", "bundled", "benchmarks/mawps.jsonl", "input", "target", description="MAWPS, 2065 word problems"),
+    Source("svamp", "bundled", "benchmarks/svamp.jsonl", "Body+Question", "Answer", description="SVAMP, 1000 word problems"),
+    Source("gpqa_diamond", "hub", "Idavidrein/gpqa", "Question", "Correct Answer", hub_config="gpqa_diamond",
+           description="GPQA-Diamond (gated, hub only: its authors ask that it not be posted in plain text)"),
+]}
+
+TRAINING_SETS: dict[str, Source] = {s.name: s for s in [
+    Source("arithmetic", "generated", "arithmetic:train", description="seeded two-operand arithmetic (CPU scale)"),
+    Source("limr", "bundled", "train/limr.jsonl", description="LIMR, 1389 problems (GAIR-NLP/LIMR)"),
+    Source("gsm8k_train", "bundled", "train/gsm8k_train.jsonl", "question", answer_format="gsm8k",
+           description="GSM8K train, 7473 problems"),
+    Source("aime_1983_2023", "bundled", "train/aime_1983_2023.json", description="AIME 1983-2023, 975 problems"),
+    Source("deepscaler", "hub", "agentica-org/DeepScaleR-Preview-Dataset", description="DeepScaleR, 40.3k"),
+    Source("still3", "hub", "RUC-AIBOX/STILL-3-Preview-RL-Data", "question", description="STILL-3, 33k"),
+    Source("open_rs", "hub", "knoveleng/open-rs", description="Open-RS, 7k"),
+    Source("open_s1", "hub", "knoveleng/open-s1", description="Open-S1, 18.6k"),
+    Source("open_r1", "hub", "open-r1/OpenR1-Math-220k", hub_config="default", description="OpenR1-Math, 93.7k"),
+    Source("open_thoughts", "hub", "bethgelab/CuratedThoughts", hub_config="OpenR1-Math-220k-default",
+           description="OpenThoughts (CuratedThoughts), 66.1k"),
+    Source("ii_thought", "hub", "Intelligent-Internet/II-Thought-RL-v0-Math-50K", description="II-Thought math, 50k"),
+]}
+
+
+def sources_table() -> list[Source]:
+    """Every named source, benchmarks first."""
+    return list(BENCHMARKS.values()) + list(TRAINING_SETS.values())
+
+
+# ---------------------------------------------------------------- the arithmetic task
+
+ARITHMETIC_EVAL_SEED = 20250421  # fixed: the held-out set is the same for every trial and study
+
+
+def arithmetic_problem(rng: random.Random) -> Problem:
+    """A two-operand problem: a + b, a - b (a >= b) with a, b in 1..50, or a * b with a, b in 2..12."""
+    op = rng.choice("+-*")
+    if op == "*":
+        a, b = rng.randint(2, 12), rng.randint(2, 12)
+        answer = a * b
+    else:
+        a, b = rng.randint(1, 50), rng.randint(1, 50)
+        if op == "-":
+            a, b = max(a, b), min(a, b)
+        answer = a + b if op == "+" else a - b
+    question = f"What is {a} {op} {b}?"
+    return Problem(question, question, (str(answer),))
+
+
+def arithmetic_set(count: int, seed: int, exclude: set[str] = frozenset()) -> list[Problem]:
+    """``count`` distinct arithmetic problems from ``seed``, none of whose questions is in ``exclude``."""
+    rng = random.Random(seed)
+    seen: dict[str, Problem] = {}
+    for _ in range(count * 50):
+        if len(seen) == count:
+            break
+        problem = arithmetic_problem(rng)
+        if problem.question not in exclude and problem.question not in seen:
+            seen[problem.question] = problem
+    return list(seen.values())
+
+
+def arithmetic_eval(count: int) -> list[Problem]:
+    return arithmetic_set(count, ARITHMETIC_EVAL_SEED)
+
+
+def arithmetic_train(count: int, seed: int, eval_count: int = 1000) -> list[Problem]:
+    """Training problems that never repeat one of the first ``eval_count`` held-out problems."""
+    held_out = {p.question for p in arithmetic_eval(eval_count)}
+    return arithmetic_set(count, seed, exclude=held_out)
+
+
+# ---------------------------------------------------------------- reading rows
+
+def gold_answers(raw: object, answer_format: AnswerFormat) -> tuple[str, ...]:
+    """Normalise a row's raw answer into the tuple of accepted answers."""
+    if answer_format == "list":
+        if not isinstance(raw, list) or not raw:
+            raise ValueError(f"expected a non-empty list of answers, got {raw!r}")
+        return tuple(str(a).strip() for a in raw)
+    if raw is None or str(raw).strip() == "":
+        raise ValueError("empty answer")
+    if answer_format == "gsm8k":
+        match = re.search(r"####\s*(.+?)\s*$", str(raw))
+        if not match:
+            raise ValueError(f"no '#### answer' line in {str(raw)[-60:]!r}")
+        return (match.group(1).replace(",", ""),)
+    if isinstance(raw, float) and raw.is_integer():
+        return (str(int(raw)),)
+    return (str(raw).strip(),)
+
+
+def _question(row: dict, field: str) -> str:
+    parts = [str(row[f]).strip() for f in field.split("+")]
+    return " ".join(p if p.endswith((".", "?", "!")) or i == len(parts) - 1 else p + "." for i, p in enumerate(parts))
+
+
+def rows_to_problems(rows: list[dict], source_name: str, question_field: str, answer_field: str,
+                     answer_format: AnswerFormat) -> list[Problem]:
+    """Turn raw rows into problems; a row missing a field or with an unreadable answer is an error."""
+    problems = []
+    for index, row in enumerate(rows):
+        missing = [f for f in question_field.split("+") + [answer_field] if f not in row]
+        if missing:
+            raise DataError(f"{source_name}: row {index} has no field {missing[0]!r} (fields: {sorted(row)})")
+        try:
+            answers = gold_answers(row[answer_field], answer_format)
+        except ValueError as error:
+            raise DataError(f"{source_name}: row {index}: unreadable answer: {error}") from None
+        problems.append(Problem(f"{source_name}-{index}", _question(row, question_field), answers))
+    return problems
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a JSONL file, or of a JSON file holding a list."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return json.loads(text)
+    rows = []
+    for line_number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path}: line {line_number} is not valid JSON ({error.msg})") from None
+    return rows
+
+
+def bundled_path(relative: str) -> Path:
+    return Path(str(resources.files("tina_sweep") / "data" / relative))
+
+
+def _load_hub(source: Source) -> list[dict]:
+    try:
+        from datasets import load_dataset
+
+        dataset = load_dataset(source.location, source.hub_config, split=source.split)
+    except Exception as error:  # offline, gated, or missing
+        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        raise DataError(
+            f"{source.name}: lives on the Hugging Face hub only ({source.location}) and could not be loaded "
+            f"here ({reason}); run with hub access, or set path to a local JSONL file") from None
+    return [dict(row) for row in dataset]
+
+
+def load_source(source: Source, *, count: int | None = None, seed: int = 0) -> list[Problem]:
+    """Load every problem of a catalog source (``count`` sizes the generated arithmetic task)."""
+    if source.kind == "generated":
+        if source.location == "arithmetic:eval":
+            return arithmetic_eval(count or 100)
+        return arithmetic_train(count or 2000, seed)
+    rows = read_rows(bundled_path(source.location)) if source.kind == "bundled" else _load_hub(source)
+    return rows_to_problems(rows, source.name, source.question_field, source.answer_field, source.answer_format)
+
+
+def load_file(path: str | Path, question_field: str, answer_field: str,
+              answer_format: AnswerFormat = "plain", name: str | None = None) -> list[Problem]:
+    """Load a user's own JSONL/JSON file with named question and answer fields."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    return rows_to_problems(read_rows(path), name or path.stem, question_field, answer_field, answer_format)
+
+
+# ---------------------------------------------------------------- specs -> problems
+
+def load_dataspec(spec, catalog: dict[str, Source], *, seed: int = 0) -> list[Problem]:
+    """Problems for a ``DataSpec``: its own file when ``path`` is set, else the catalog entry; ``limit`` applies."""
+    if spec.path:
+        problems = load_file(spec.path, spec.question_field, spec.answer_field, spec.answer_format, spec.name)
+    else:
+        problems = load_source(catalog[spec.name], count=spec.limit, seed=seed)
+    return problems[: spec.limit] if spec.limit else problems
+
+
+def load_training_problems(trial) -> list[Problem]:
+    """The training problems of a ``TrialSpec``."""
+    return load_dataspec(trial.dataset, TRAINING_SETS, seed=trial.seed)
+
+
+def load_benchmark(spec) -> list[Problem]:
+    """The evaluation problems of one benchmark ``DataSpec``."""
+    return load_dataspec(spec, BENCHMARKS)

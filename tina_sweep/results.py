@@ -1,0 +1,75 @@
+"""Results: finished jobs -> one polars table (one row per trial), written as Parquet and Markdown and shown
+in the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+
+def results_frame(results: list[dict[str, Any]], axis_names: list[str]) -> pl.DataFrame:
+    """One row per trial: kind, axis values, Pass@1 per benchmark, average, n, steps, cost."""
+    benchmarks = sorted({b for r in results for b in r["pass_at_1"]})
+    rows = []
+    for r in sorted(results, key=lambda r: (r["kind"] != "baseline", r["trial_id"])):
+        row: dict[str, Any] = {"trial_id": r["trial_id"], "kind": r["kind"]}
+        for axis in axis_names:
+            value = r["axes"].get(axis)
+            row[axis] = None if value is None else str(value)
+        for name in benchmarks:
+            row[name] = r["pass_at_1"].get(name)
+        row["average"] = r["average"]
+        row["n"] = sum(r["benchmarks"][b]["problems"] * r["benchmarks"][b]["samples_per_problem"]
+                       for b in r["benchmarks"])
+        row["train_steps"] = r["train_steps"]
+        row["train_s"] = round(r["cost"]["train_seconds"], 1)
+        row["eval_s"] = round(r["cost"]["eval_seconds"], 1)
+        row["tokens"] = r["cost"]["train_tokens"] + r["cost"]["eval_tokens"]
+        row["peak_mem_gb"] = round(r["cost"]["peak_memory_gb"], 2)
+        row["cost_usd"] = r["cost"]["total_usd"]
+        row["device"] = r["cost"]["device"]
+        rows.append(row)
+    return pl.DataFrame(rows)
+
+
+def write_results(frame: pl.DataFrame, sweep_dir: Path) -> tuple[Path, Path]:
+    """``results.parquet`` and ``results.md`` in the sweep folder."""
+    parquet, markdown = sweep_dir / "results.parquet", sweep_dir / "results.md"
+    frame.write_parquet(parquet)
+    markdown.write_text(to_markdown(frame))
+    return parquet, markdown
+
+
+def _cell(value: Any, column: str) -> str:
+    if value is None:
+        return "base" if column not in ("train_steps",) else "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if column == "cost_usd" else f"{value:.3f}" if value <= 1 and column not in (
+            "train_s", "eval_s", "peak_mem_gb") else f"{value:.1f}"
+    return str(value)
+
+
+def to_markdown(frame: pl.DataFrame) -> str:
+    columns = [c for c in frame.columns if c != "device"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in frame.iter_rows(named=True):
+        lines.append("| " + " | ".join(_cell(row[c], c) for c in columns) + " |")
+    device = frame["device"][0] if frame.height else ""
+    return "\n".join(lines) + f"\n\nPass@1 per benchmark (strict grading); cost on {device}.\n"
+
+
+def print_results(frame: pl.DataFrame, console: Console | None = None) -> None:
+    console = console or Console()
+    columns = [c for c in frame.columns if c not in ("device", "tokens", "peak_mem_gb")]
+    table = Table(title="Results (Pass@1)", show_lines=False)
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("trial_id", "kind") else "right")
+    best = frame.filter(pl.col("kind") == "trial")["average"].max() if frame.height else None
+    for row in frame.iter_rows(named=True):
+        style = "bold green" if best is not None and row["kind"] == "trial" and row["average"] == best else None
+        table.add_row(*(_cell(row[c], c) for c in columns), style=style)
+    console.print(table)

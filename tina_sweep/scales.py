@@ -1,0 +1,85 @@
+"""Scales: the size of a run. A preset fills every budget field of a TrialSpec; a study adds the science.
+
+- ``smoke``: a tiny random Qwen2 built in-process, a few steps; seconds. For tests.
+- ``cpu``: the embedded SmolLM2-135M-Instruct on the seeded arithmetic task, with the easy real benchmarks
+  as transfer checks; a small study finishes on 2 cores in well under an hour. Default without a CUDA GPU.
+- ``paper``: the Tina recipe (DeepSeek-R1-Distill-Qwen-1.5B, LoRA alpha 4 x rank, lr 1e-6 cosine_with_min_lr,
+  the six paper benchmarks). Needs CUDA GPUs.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+# The two worked examples shown before every cpu-scale question. Their operands (60, 13) lie outside the
+# generator's ranges, so they never coincide with a training or held-out problem.
+CPU_EXAMPLES = [
+    {"question": "What is 60 + 7?", "answer": "60 + 7 = 67\n\\boxed{67}"},
+    {"question": "What is 13 * 4?", "answer": "13 * 4 = 52\n\\boxed{52}"},
+]
+
+TINA_SYSTEM_PROMPT = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "
+    "assistant first thinks about the reasoning process in the mind and then provides the user with the answer, "
+    "and put your final answer within \\boxed{{}} . The reasoning process and answer are enclosed within "
+    "<think> </think> and <answer> </answer> tags, respectively, i.e., <think> reasoning process here </think> "
+    "<answer> answer here </answer>. Note that respond by English, NOT use other languages."
+).replace("{{}}", "{}")
+
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+SCALES: dict[str, dict[str, Any]] = {
+    "smoke": {
+        "model": {"name": "tiny-random-qwen2", "dtype": "float32", "attn_implementation": "sdpa"},
+        "prompt": {"system": "Give only the final number inside \\boxed{}.", "instruction": ""},
+        "lora": {"rank": 4, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+        "algorithm": {"name": "dr_grpo", "num_generations": 2, "max_completion_length": 8, "temperature": 1.0,
+                      "rewards": [{"name": "accuracy", "weight": 1.0}]},
+        "training": {"learning_rate": 1e-3, "max_steps": 2, "prompts_per_step": 1, "save_steps": 1},
+        "dataset": {"name": "arithmetic", "limit": 64},
+        "eval": {"benchmarks": [{"name": "arithmetic", "limit": 8}], "max_new_tokens": 8, "batch_size": 8},
+    },
+    "cpu": {
+        "model": {"name": "smollm2-135m-instruct", "dtype": "float32", "attn_implementation": "sdpa"},
+        "prompt": {"system": "Give only the final number inside \\boxed{}.", "instruction": "",
+                   "examples": CPU_EXAMPLES},
+        "lora": {"rank": 8, "alpha_per_rank": 4.0, "dropout": 0.0, "target_modules": ALL_LINEAR},
+        "algorithm": {"name": "dr_grpo", "beta": 0.0, "num_generations": 4, "max_completion_length": 24,
+                      "temperature": 1.0, "rewards": [{"name": "accuracy", "weight": 1.0}]},
+        "training": {"learning_rate": 2e-4, "lr_scheduler_type": "constant", "max_steps": 30,
+                     "prompts_per_step": 2, "save_steps": 10},
+        "dataset": {"name": "arithmetic", "limit": 2000},
+        "eval": {"benchmarks": [{"name": "arithmetic", "limit": 100}, {"name": "mawps", "limit": 50}],
+                 "temperature": 0.0, "max_new_tokens": 24, "batch_size": 50},
+    },
+    "paper": {
+        "model": {"name": "deepseek-r1-distill-qwen-1.5b", "dtype": "bfloat16", "attn_implementation": "sdpa"},
+        "prompt": {"system": TINA_SYSTEM_PROMPT, "instruction": ""},
+        "lora": {"rank": 32, "alpha_per_rank": 4.0, "dropout": 0.05, "target_modules": ALL_LINEAR},
+        "algorithm": {"name": "grpo", "beta": 0.04, "num_generations": 4, "max_completion_length": 3584,
+                      "temperature": 0.7, "rewards": [{"name": "format", "weight": 1.0},
+                                                      {"name": "accuracy", "weight": 2.0}],
+                      "use_vllm": True, "vllm_gpu_memory_utilization": 0.4},
+        "training": {"learning_rate": 1e-6, "lr_scheduler_type": "cosine_with_min_lr", "min_lr_rate": 0.1,
+                     "warmup_ratio": 0.1, "max_steps": 360, "prompts_per_step": 1,
+                     "gradient_accumulation_steps": 4, "save_steps": 100},
+        "dataset": {"name": "limr"},
+        "eval": {"benchmarks": [{"name": b} for b in ("aime24", "aime25", "amc23", "math500", "gpqa_diamond",
+                                                       "minerva")],
+                 "samples_per_problem": 1, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 32768,
+                 "batch_size": 64, "dtype": "bfloat16"},
+    },
+}
+
+
+def scale_preset(scale: str) -> dict[str, Any]:
+    """A fresh copy of a scale's preset, ready for a study's overrides."""
+    return copy.deepcopy(SCALES[scale])
+
+
+def default_scale() -> str:
+    """``paper`` where a CUDA GPU is present, else ``cpu``."""
+    import torch
+
+    return "paper" if torch.cuda.is_available() else "cpu"

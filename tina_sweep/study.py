@@ -1,0 +1,157 @@
+"""Studies: a base spec, axes over dotted fields, seeds and a design -> a list of fully resolved trials.
+
+A study file is a short Python file that builds ``study = Study(...)``. The science (axes, algorithm, data,
+benchmarks) lives in the study; the size of the run is a *scale* (``smoke``, ``cpu``, ``paper``) whose preset
+fills every budget field, and a study may add per-scale overrides (other axis values, say).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tina_sweep.config import ConfigError, TrialSpec, first_error_line
+from tina_sweep.scales import SCALES, scale_preset
+
+Design = Literal["grid", "one_at_a_time"]
+
+
+class ScaleOverride(BaseModel):
+    """What a study changes at one scale: base fields, axis values, seeds."""
+
+    model_config = ConfigDict(extra="forbid")
+    base: dict[str, Any] = Field(default_factory=dict)
+    axes: dict[str, list[Any]] = Field(default_factory=dict)
+    seeds: list[int] | None = None
+
+
+class Study(BaseModel):
+    """An ablation study: ``axes`` maps dotted spec fields (``lora.rank``) to the values to try."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
+    description: str = ""
+    base: dict[str, Any] = Field(default_factory=dict, description="dotted field -> value, at every scale")
+    axes: dict[str, list[Any]] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
+    design: Design = "grid"
+    scales: dict[str, ScaleOverride] = Field(default_factory=dict)
+    evaluate_base_model: bool = True
+
+    @field_validator("axes")
+    @classmethod
+    def _axes_not_empty(cls, axes: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for field, values in axes.items():
+            if not values:
+                raise ValueError(f"axis {field!r} has no values")
+            if len({repr(v) for v in values}) != len(values):
+                raise ValueError(f"axis {field!r} repeats a value: {values}")
+        return axes
+
+    @field_validator("scales")
+    @classmethod
+    def _known_scales(cls, scales: dict[str, ScaleOverride]) -> dict[str, ScaleOverride]:
+        unknown = sorted(set(scales) - set(SCALES))
+        if unknown:
+            raise ValueError(f"unknown scale {unknown[0]!r} (known: {', '.join(SCALES)})")
+        return scales
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of a study: its id, the axis values that name it, and the full spec."""
+
+    trial_id: str
+    axes: dict[str, Any]
+    spec: TrialSpec
+
+
+def set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    """``set_dotted(d, "lora.rank", 8)`` sets ``d["lora"]["rank"] = 8``, creating sections as needed."""
+    *sections, leaf = dotted.split(".")
+    node = tree
+    for section in sections:
+        node = node.setdefault(section, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: {section!r} is a value, not a section")
+    node[leaf] = value
+
+
+def axis_points(axes: dict[str, list[Any]], design: Design, base_values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The axis settings to run: every combination (grid), or each axis varied alone around the base."""
+    if design == "grid":
+        names = list(axes)
+        return [dict(zip(names, combo)) for combo in itertools.product(*(axes[n] for n in names))]
+    points: list[dict[str, Any]] = []
+    center = {name: base_values.get(name, values[0]) for name, values in axes.items()}
+    for name, values in axes.items():
+        for value in values:
+            point = {**center, name: value}
+            if point not in points:
+                points.append(point)
+    return points
+
+
+def resolve(study: Study, scale: str) -> list[Trial]:
+    """Every trial of ``study`` at ``scale``, fully validated; raises ConfigError with one line on bad input."""
+    override = study.scales.get(scale, ScaleOverride())
+    axes = {**study.axes, **override.axes}
+    base_values = {**study.base, **override.base}
+    seeds = override.seeds or study.seeds
+    trials: list[Trial] = []
+    for point in axis_points(axes, study.design, base_values):
+        for seed in seeds:
+            tree = scale_preset(scale)
+            for field, value in {**base_values, **point}.items():
+                set_dotted(tree, field, value)
+            set_dotted(tree, "seed", seed)
+            try:
+                spec = TrialSpec.model_validate(tree)
+            except ValidationError as error:
+                raise ConfigError(f"{study.name}: {first_error_line(error)}") from None
+            labels = {**point, "seed": seed} if len(seeds) > 1 else dict(point)
+            trials.append(Trial(_trial_id(point, seed, spec), labels, spec))
+    ids = [t.trial_id for t in trials]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ConfigError(f"{study.name}: two axis settings resolve to the same trial {duplicates[0]}")
+    return trials
+
+
+def _trial_id(point: dict[str, Any], seed: int, spec: TrialSpec) -> str:
+    """Readable and stable: the axis values, the seed, then the hash of the fully resolved spec."""
+    parts = [f"{field.split('.')[-1]}={value}" for field, value in point.items()]
+    slug = "-".join(p.replace("/", "_").replace(" ", "") for p in parts)[:60]
+    return f"{slug}-s{seed}-{spec.trial_hash()}" if slug else f"s{seed}-{spec.trial_hash()}"
+
+
+def load_study(path: str | Path) -> Study:
+    """Import a study file and return its ``study``; every failure is a ConfigError with one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such study file")
+    module_name = f"tina_sweep_study_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as error:
+        raise ConfigError(f"{path}:{error.lineno}: syntax error: {error.msg}") from None
+    except ValidationError as error:
+        raise ConfigError(f"{path}: {first_error_line(error, 'Study.')}") from None
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    except Exception as error:
+        raise ConfigError(f"{path}: {type(error).__name__}: {error}") from None
+    finally:
+        sys.modules.pop(module_name, None)
+    study = getattr(module, "study", None)
+    if not isinstance(study, Study):
+        raise ConfigError(f"{path}: defines no `study = Study(...)`")
+    return study

@@ -1,0 +1,170 @@
+"""One trial's training: TrialSpec -> TRL GRPOConfig + PEFT LoraConfig -> GRPOTrainer -> LoRA adapter.
+
+The RL-algorithm axis maps onto TRL fields exactly (see ``ALGORITHM_FIELDS``); every GRPOConfig field that
+matters is set explicitly because TRL's defaults move between versions, and the config the trainer actually
+received is saved as ``grpo_config.json`` beside the adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+
+from tina_sweep.config import TrialSpec
+from tina_sweep.data import load_training_problems
+from tina_sweep.models import load_tokenizer, resolve_model
+from tina_sweep.prompts import chat_messages
+from tina_sweep.rewards import reward_function
+
+# The algorithm axis, as TRL 1.x fields (Dr. GRPO: Liu et al., 2025: no std scaling, no 1/|o| normalisation).
+ALGORITHM_FIELDS: dict[str, dict[str, str]] = {
+    "grpo": {"loss_type": "grpo", "scale_rewards": "group"},
+    "dr_grpo": {"loss_type": "dr_grpo", "scale_rewards": "none"},
+}
+
+
+@dataclass
+class TrainOutcome:
+    """What training produced and what it cost."""
+
+    adapter_dir: Path
+    steps: int
+    wall_seconds: float
+    generated_tokens: int
+    log_history: list[dict]
+    resumed_from: str | None = None
+
+
+def grpo_config(spec: TrialSpec, output_dir: Path, use_cpu: bool) -> GRPOConfig:
+    """The complete GRPOConfig for a trial: algorithm mapping, budget, and CPU-safe precision settings."""
+    algorithm, training = spec.algorithm, spec.training
+    scheduler_kwargs = {"min_lr_rate": training.min_lr_rate} if training.lr_scheduler_type == "cosine_with_min_lr" else None
+    return GRPOConfig(
+        output_dir=str(output_dir),
+        **ALGORITHM_FIELDS[algorithm.name],
+        beta=algorithm.beta,
+        epsilon=algorithm.epsilon,
+        num_generations=algorithm.num_generations,
+        per_device_train_batch_size=training.prompts_per_step * algorithm.num_generations,
+        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        num_iterations=1,
+        max_completion_length=algorithm.max_completion_length,
+        temperature=algorithm.temperature,
+        top_p=algorithm.top_p,
+        top_k=algorithm.top_k,
+        reward_weights=[reward.weight for reward in algorithm.rewards],
+        learning_rate=training.learning_rate,
+        lr_scheduler_type=training.lr_scheduler_type,
+        lr_scheduler_kwargs=scheduler_kwargs,
+        warmup_steps=training.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
+        weight_decay=training.weight_decay,
+        max_grad_norm=training.max_grad_norm,
+        max_steps=training.max_steps,
+        save_strategy="steps",
+        save_steps=training.save_steps,
+        logging_steps=1,
+        seed=spec.seed,
+        data_seed=spec.seed,
+        bf16=not use_cpu and spec.model.dtype == "bfloat16",
+        fp16=False,
+        use_cpu=use_cpu,
+        gradient_checkpointing=not use_cpu,
+        use_vllm=algorithm.use_vllm,
+        vllm_gpu_memory_utilization=algorithm.vllm_gpu_memory_utilization,
+        report_to="none",
+        disable_tqdm=True,
+        log_completions=False,
+        shuffle_dataset=True,
+        dataloader_num_workers=0,
+    )
+
+
+def lora_config(spec: TrialSpec) -> LoraConfig:
+    return LoraConfig(
+        r=spec.lora.rank,
+        lora_alpha=spec.lora.resolved_alpha,
+        lora_dropout=spec.lora.dropout,
+        target_modules=list(spec.lora.target_modules),
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
+
+
+def load_model_and_tokenizer(model_name: str, dtype: str):
+    """Load a causal LM and its tokenizer (pad token set) from a catalog name, directory or hub id."""
+    source = resolve_model(model_name)
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": "auto"}[dtype]
+    tokenizer = load_tokenizer(source)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+    return model, tokenizer
+
+
+class _StepReporter(TrainerCallback):
+    """Forwards each finished optimizer step to a progress callback."""
+
+    def __init__(self, on_step: Callable[[int, int, dict], None]):
+        self.on_step = on_step
+        self.last_logs: dict = {}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102
+        if logs and "reward" in logs:
+            self.last_logs = dict(logs)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.on_step(state.global_step, state.max_steps, self.last_logs)
+
+
+def last_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The newest ``checkpoint-N`` folder holding a trainer state, or None."""
+    candidates = [p for p in checkpoint_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return max(candidates, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, dict], None] | None = None,
+                extra_callbacks: list | None = None) -> TrainOutcome:
+    """Train one LoRA adapter with GRPO; write the adapter, config, log and checkpoints under ``trial_dir``."""
+    use_cpu = not torch.cuda.is_available()
+    model, tokenizer = load_model_and_tokenizer(spec.model.name, spec.model.dtype)
+    problems = load_training_problems(spec)
+    dataset = Dataset.from_list([
+        {"prompt": chat_messages(problem.question, spec.prompt), "answers": list(problem.answers)}
+        for problem in problems
+    ])
+    checkpoint_dir = trial_dir / "checkpoints"
+    args = grpo_config(spec, checkpoint_dir, use_cpu)
+    callbacks = [_StepReporter(on_step)] if on_step else []
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[reward_function(r.name, spec.algorithm.max_completion_length) for r in spec.algorithm.rewards],
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(spec),
+        callbacks=callbacks + list(extra_callbacks or []),
+    )
+    trainer.remove_callback(PrinterCallback)  # progress goes through on_step, not print()
+    (trial_dir / "grpo_config.json").write_text(json.dumps(trainer.args.to_dict(), indent=2, default=str))
+    resume = last_checkpoint(checkpoint_dir)
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    wall_seconds = time.perf_counter() - started
+
+    adapter_dir = trial_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    history = [entry for entry in trainer.state.log_history if "reward" in entry]
+    with open(trial_dir / "train_log.jsonl", "w") as log:
+        for entry in history:
+            log.write(json.dumps(entry) + "\n")
+    completions_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    generated = sum(int(round(e.get("completions/mean_length", 0) * completions_per_step)) for e in history)
+    return TrainOutcome(adapter_dir, trainer.state.global_step, wall_seconds, generated, history,
+                        resumed_from=resume.name if resume else None)
