@@ -165,6 +165,10 @@ class TrialSpec(Spec):
             if benchmark.path is None and benchmark.name not in BENCHMARKS:
                 raise ValueError(f"eval.benchmarks.{index}.name: unknown benchmark {benchmark.name!r} "
                                  f"(known: {', '.join(BENCHMARKS)}; or set its path to a JSONL file)")
+        for index, benchmark in enumerate(self.eval.benchmarks):
+            if benchmark.name == "arithmetic" and benchmark.path is None and (benchmark.limit or 0) > 1000:
+                raise ValueError(f"eval.benchmarks.{index}.limit: the held-out arithmetic set has 1000 problems "
+                                 f"(training never sees them), got {benchmark.limit}")
         if self.eval.temperature == 0 and self.eval.samples_per_problem > 1:
             raise ValueError("eval.samples_per_problem: greedy decoding (eval.temperature 0) gives one distinct "
                              f"completion, so n must be 1 or the temperature > 0, got {self.eval.samples_per_problem}")

@@ -59,19 +59,27 @@ def as_number(text: str) -> float | None:
         return float(s)
     if m := _FRAC.fullmatch(s):
         sign, num, den = m.groups()
-        if int(den) == 0:
-            return None
-        value = int(num) / int(den)
-        return -value if sign == "-" else value
+        value = _reduced_fraction(int(num), int(den))
+        return None if value is None else -value if sign == "-" else value
     if m := re.fullmatch(r"([-+]?\d+)/([-+]?\d+)", s):
-        return int(m.group(1)) / int(m.group(2)) if int(m.group(2)) != 0 else None
+        return _reduced_fraction(int(m.group(1)), int(m.group(2)))
     if m := _SCI.fullmatch(s):
         return float(m.group(1)) * 10 ** int(m.group(2))
     return None
 
 
+def _reduced_fraction(numerator: int, denominator: int) -> float | None:
+    """A fraction is a number literal only in lowest terms: ``1/2`` is, ``290/2`` is a division to carry out."""
+    if denominator == 0 or math.gcd(numerator, denominator) != 1:
+        return None
+    return numerator / denominator
+
+
 def numbers_equal(a: float, b: float) -> bool:
-    """Equal up to a relative tolerance of 1e-4 (AMC golds are floats such as 27.0)."""
+    """Integers must match exactly (AMC golds such as 27.0 are integers); other values up to a relative
+    tolerance of 1e-4 (so 4.6667 matches 14/3)."""
+    if a.is_integer() and b.is_integer():
+        return a == b
     return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-9)
 
 

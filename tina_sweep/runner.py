@@ -82,7 +82,7 @@ def run_study(study: Study, trials: list[Trial], options: RunOptions) -> list[di
                   + f"), ledger {_describe_storage(options.storage, sweep_dir)}")
     if todo:
         _work(ledger, by_id, sweep_dir, options, todo)
-    return collect_results(ledger, sweep_dir)
+    return collect_results(ledger, list(by_id))
 
 
 def _describe_storage(storage: str | None, sweep_dir: Path) -> str:
@@ -170,12 +170,13 @@ def _pump_updates(updates, progress: Progress, bars: dict[str, int], stop: threa
             progress.update(task, description=label, completed=completed, total=total)
 
 
-def collect_results(ledger: Ledger, sweep_dir: Path) -> list[dict[str, Any]]:
-    """The result of every finished job, read from the ledger (trial folders hold the same JSON)."""
+def collect_results(ledger: Ledger, job_ids: list[str]) -> list[dict[str, Any]]:
+    """The result of every finished job among ``job_ids``, read from the ledger (trial folders hold the same
+    JSON)."""
+    attempts = ledger.by_job()
     results = []
-    for job_id in sorted(ledger.finished_ids()):
-        for attempt in ledger.by_job()[job_id]:
-            if attempt.state.name == "COMPLETE" and "result" in attempt.user_attrs:
-                results.append(attempt.user_attrs["result"])
-                break
+    for job_id in job_ids:
+        finished = [a for a in attempts.get(job_id, []) if a.state.name == "COMPLETE" and "result" in a.user_attrs]
+        if finished:
+            results.append(finished[0].user_attrs["result"])
     return results

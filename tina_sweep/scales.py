@@ -12,11 +12,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-# The two worked examples shown before every cpu-scale question. Their operands (60, 13) lie outside the
-# generator's ranges, so they never coincide with a training or held-out problem.
+# The worked example shown before every cpu-scale question. Its operand 60 lies outside the generator's
+# range, so it never coincides with a training or held-out problem. Measured on 100 held-out problems
+# (greedy, strict grading): with no example the model never writes a box (Pass@1 0.00); with this one it boxes
+# 69% of its answers (Pass@1 0.40); with a second example (13 * 4 = 52) 0.45, leaving RL nothing to teach.
 CPU_EXAMPLES = [
     {"question": "What is 60 + 7?", "answer": "60 + 7 = 67\n\\boxed{67}"},
-    {"question": "What is 13 * 4?", "answer": "13 * 4 = 52\n\\boxed{52}"},
 ]
 
 TINA_SYSTEM_PROMPT = (
@@ -46,9 +47,10 @@ SCALES: dict[str, dict[str, Any]] = {
                    "examples": CPU_EXAMPLES},
         "lora": {"rank": 8, "alpha_per_rank": 4.0, "dropout": 0.0, "target_modules": ALL_LINEAR},
         "algorithm": {"name": "dr_grpo", "beta": 0.0, "num_generations": 4, "max_completion_length": 24,
-                      "temperature": 1.0, "rewards": [{"name": "accuracy", "weight": 1.0}]},
-        "training": {"learning_rate": 2e-4, "lr_scheduler_type": "constant", "max_steps": 30,
-                     "prompts_per_step": 2, "save_steps": 10},
+                      "temperature": 1.0, "top_k": 50,
+                      "rewards": [{"name": "accuracy", "weight": 1.0}, {"name": "boxed_format", "weight": 0.5}]},
+        "training": {"learning_rate": 2e-4, "lr_scheduler_type": "constant", "max_steps": 25,
+                     "prompts_per_step": 2, "save_steps": 5},
         "dataset": {"name": "arithmetic", "limit": 2000},
         "eval": {"benchmarks": [{"name": "arithmetic", "limit": 100}, {"name": "mawps", "limit": 50}],
                  "temperature": 0.0, "max_new_tokens": 24, "batch_size": 50},

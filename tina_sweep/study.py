@@ -105,6 +105,8 @@ def resolve(study: Study, scale: str) -> list[Trial]:
     base_values = {**study.base, **override.base}
     seeds = override.seeds or study.seeds
     trials: list[Trial] = []
+    if "seed" in axes or "seed" in base_values:
+        raise ConfigError(f"{study.name}: seed: set seeds with Study(seeds=[...]), not as an axis or base field")
     for point in axis_points(axes, study.design, base_values):
         for seed in seeds:
             tree = scale_preset(scale)
@@ -117,10 +119,11 @@ def resolve(study: Study, scale: str) -> list[Trial]:
                 raise ConfigError(f"{study.name}: {first_error_line(error)}") from None
             labels = {**point, "seed": seed} if len(seeds) > 1 else dict(point)
             trials.append(Trial(_trial_id(point, seed, spec), labels, spec))
-    ids = [t.trial_id for t in trials]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise ConfigError(f"{study.name}: two axis settings resolve to the same trial {duplicates[0]}")
+    seen: dict[str, Trial] = {}
+    for trial in trials:
+        twin = seen.setdefault(trial.spec.trial_hash(), trial)
+        if twin is not trial:
+            raise ConfigError(f"{study.name}: axis settings {twin.axes} and {trial.axes} resolve to the same trial")
     return trials
 
 

@@ -109,18 +109,14 @@ def load_model_and_tokenizer(model_name: str, dtype: str):
 
 
 class _StepReporter(TrainerCallback):
-    """Forwards each finished optimizer step to a progress callback."""
+    """Forwards each optimizer step's training log (reward, loss, ...) to a progress callback."""
 
     def __init__(self, on_step: Callable[[int, int, dict], None]):
         self.on_step = on_step
-        self.last_logs: dict = {}
 
-    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: D102
-        if logs and "reward" in logs:
-            self.last_logs = dict(logs)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.on_step(state.global_step, state.max_steps, self.last_logs)
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "reward" in logs:  # logging_steps=1: one such log per optimizer step
+            self.on_step(state.global_step, state.max_steps, dict(logs))
 
 
 def last_checkpoint(checkpoint_dir: Path) -> Path | None:
@@ -155,16 +151,32 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
     (trial_dir / "grpo_config.json").write_text(json.dumps(trainer.args.to_dict(), indent=2, default=str))
     resume = last_checkpoint(checkpoint_dir)
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    wall_seconds = time.perf_counter() - started
-
     adapter_dir = trial_dir / "adapter"
-    trainer.save_model(str(adapter_dir))
-    history = [entry for entry in trainer.state.log_history if "reward" in entry]
+    resumed_state = json.loads((resume / "trainer_state.json").read_text()) if resume else {}
+    if resumed_state.get("global_step", 0) >= spec.training.max_steps:
+        # training had finished before the job failed (in evaluation, say): reuse it, train nothing more
+        history_source, steps = resumed_state["log_history"], resumed_state["global_step"]
+        _copy_adapter(resume, adapter_dir)
+    else:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        trainer.save_model(str(adapter_dir))
+        history_source, steps = trainer.state.log_history, trainer.state.global_step
+    wall_seconds = time.perf_counter() - started
+    history = [entry for entry in history_source if "reward" in entry]
     with open(trial_dir / "train_log.jsonl", "w") as log:
         for entry in history:
             log.write(json.dumps(entry) + "\n")
     completions_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
     generated = sum(int(round(e.get("completions/mean_length", 0) * completions_per_step)) for e in history)
-    return TrainOutcome(adapter_dir, trainer.state.global_step, wall_seconds, generated, history,
+    return TrainOutcome(adapter_dir, steps, wall_seconds, generated, history,
                         resumed_from=resume.name if resume else None)
+
+
+def _copy_adapter(checkpoint: Path, adapter_dir: Path) -> None:
+    """A PEFT checkpoint folder holds the adapter files; copy them as the trial's adapter."""
+    import shutil
+
+    adapter_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors", "README.md"):
+        if (checkpoint / name).exists():
+            shutil.copy2(checkpoint / name, adapter_dir / name)

@@ -1,0 +1,250 @@
+"""Strict grading against every bundled benchmark's gold format, the reward-hack regressions, and rewards."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tina_sweep.config import DataSpec
+from tina_sweep.data import BENCHMARKS, bundled_path, load_benchmark, load_source, read_rows
+from tina_sweep.grading import as_number, grade, grade_answer, last_boxed
+from tina_sweep.rewards import completion_text, reward_function
+
+
+def boxed(answer: str) -> str:
+    return f"Let me think step by step.\nThe answer is \\boxed{{{answer}}}."
+
+
+def wrong_answer(gold: str) -> str:
+    """A plausible but wrong boxed answer for a gold answer."""
+    number = as_number(gold)
+    if number is not None:
+        return repr(number + max(1.0, abs(number)))  # never equal to the gold, even with a tolerance
+    return "\\text{definitely not it}"
+
+
+# ------------------------------------------------------------------ every benchmark's gold format
+
+NUMERIC_BENCHMARKS = ["aime24", "aime25", "amc23", "gsm8k", "mawps", "svamp"]
+
+
+@pytest.mark.parametrize("name", NUMERIC_BENCHMARKS)
+def test_numeric_benchmarks_every_gold(name):
+    problems = load_source(BENCHMARKS[name])
+    assert problems and all(p.answers for p in problems)
+    for problem in problems:
+        golds = list(problem.answers)
+        assert grade(boxed(golds[0]), golds), (problem.id, golds)
+        assert not grade(boxed(wrong_answer(golds[0])), golds), (problem.id, golds)
+        assert not grade("no box here " + golds[0], golds)
+
+
+@pytest.mark.parametrize("name,limit", [("math500", 60), ("minerva", 60)])
+def test_latex_benchmarks_first_problems(name, limit):
+    problems = load_benchmark(DataSpec(name=name, limit=limit))
+    assert len(problems) == limit
+    for problem in problems:
+        golds = list(problem.answers)
+        assert grade(boxed(golds[0]), golds), (problem.id, golds)
+        assert not grade(boxed(wrong_answer(golds[0])), golds), (problem.id, golds)
+
+
+def test_aime24_known_answers():
+    problems = load_benchmark(DataSpec(name="aime24", limit=3))
+    assert [p.answers for p in problems] == [("204",), ("113",), ("371",)]
+    assert grade(boxed("204"), ["204"]) and grade(boxed("0204"), ["204"])
+    assert not grade(boxed("205"), ["204"])
+
+
+def test_aime25_reads_question_field():
+    problems = load_benchmark(DataSpec(name="aime25", limit=1))
+    assert problems[0].answers == ("70",)
+    assert problems[0].question.startswith("Find the sum of all integer bases $b>9$")
+    assert grade(boxed("70"), list(problems[0].answers)) and not grade(boxed("7"), list(problems[0].answers))
+
+
+def test_amc23_float_golds():
+    raw = read_rows(bundled_path("benchmarks/amc23.jsonl"))
+    assert raw[0]["answer"] == 27.0 and isinstance(raw[0]["answer"], float)
+    problems = load_source(BENCHMARKS["amc23"])
+    assert problems[0].answers == ("27",)
+    assert grade("\\boxed{27}", ["27.0"])  # the raw float form accepts an integer box
+    assert grade("\\boxed{27.0}", ["27"])
+    assert grade("\\boxed{27}", list(problems[0].answers))
+    assert not grade("\\boxed{27.5}", ["27.0"])
+    assert not grade("\\boxed{28}", list(problems[0].answers))
+
+
+def test_math500_latex_golds():
+    problems = load_benchmark(DataSpec(name="math500", limit=3))
+    tuple_gold, expr_gold, frac_gold = (list(p.answers) for p in problems)
+    assert tuple_gold == ["\\left( 3, \\frac{\\pi}{2} \\right)"]
+    assert grade(boxed("\\left( 3, \\frac{\\pi}{2} \\right)"), tuple_gold)
+    assert grade(boxed("(3, \\frac{\\pi}{2})"), tuple_gold)
+    assert not grade(boxed("(3, \\frac{\\pi}{3})"), tuple_gold)
+    assert not grade(boxed("(\\frac{\\pi}{2}, 3)"), tuple_gold)
+    assert expr_gold == ["p - q"]
+    assert grade(boxed("p-q"), expr_gold) and not grade(boxed("q - p"), expr_gold)
+    assert frac_gold == ["\\frac{14}{3}"]
+    for ok in ("\\frac{14}{3}", "\\dfrac{14}{3}", "14/3", "\\frac{28}{6}"):
+        assert grade(boxed(ok), frac_gold), ok
+    for bad in ("\\frac{13}{3}", "5", "14"):
+        assert not grade(boxed(bad), frac_gold), bad
+
+
+def test_minerva_list_golds_with_trailing_newline():
+    raw = read_rows(bundled_path("benchmarks/minerva_math.json"))
+    with_newline = [r for r in raw if any(a.endswith("\n") for a in r["answer"])]
+    assert with_newline, "the bundled Minerva file has answers with a trailing newline"
+    assert all(isinstance(r["answer"], list) for r in raw)
+    problems = load_source(BENCHMARKS["minerva"])
+    assert len(problems) == 272
+    assert not any(a.endswith("\n") for p in problems for a in p.answers)
+    assert problems[1].answers == ("8.7 \\times 10^{8}",)
+    assert grade(boxed("8.7 \\times 10^{8}"), ["8.7 \\times 10^{8}"])
+    assert grade(boxed("870000000"), ["8.7 \\times 10^{8}"])
+    assert not grade(boxed("8.7 \\times 10^{9}"), ["8.7 \\times 10^{8}"])
+    # raw gold with its trailing newline still grades
+    assert grade(boxed("9.6"), ["9.6\n"]) and not grade(boxed("9.7"), ["9.6\n"])
+    # any of several accepted answers counts
+    multi = next(p for p in problems if len(p.answers) > 1)
+    for answer in multi.answers:
+        assert grade(boxed(answer), list(multi.answers))
+
+
+def test_gsm8k_hash_answers_and_commas():
+    raw = read_rows(bundled_path("benchmarks/gsm8k_test.jsonl"))
+    problems = load_source(BENCHMARKS["gsm8k"])
+    assert len(problems) == len(raw) == 1319
+    assert problems[0].answers == ("18",)
+    assert raw[0]["answer"].rstrip().endswith("#### 18")
+    comma_rows = [i for i, r in enumerate(raw) if "," in r["answer"].split("####")[-1]]
+    assert comma_rows
+    for index in comma_rows:
+        gold = problems[index].answers[0]
+        assert "," not in gold
+        with_commas = f"{int(gold):,}"
+        assert "," in with_commas
+        assert grade(boxed(with_commas), [gold]) and grade(boxed(gold), [gold])
+        assert not grade(boxed(f"{2 * int(gold) + 1:,}"), [gold])
+
+
+def test_mawps_and_svamp_float_targets():
+    mawps = load_benchmark(DataSpec(name="mawps", limit=2))
+    assert mawps[0].answers == ("43",)
+    assert mawps[0].question.startswith("Joan found 70 seashells")
+    assert grade(boxed("43"), ["43"]) and grade(boxed("43.0"), ["43"]) and not grade(boxed("27"), ["43"])
+    svamp = load_benchmark(DataSpec(name="svamp", limit=1))
+    assert svamp[0].answers == ("145",)
+    # Body + Question are joined with a full stop between them
+    assert svamp[0].question.endswith("93 groups. How big is each group of bananas?")
+    assert grade(boxed("145"), ["145"]) and not grade(boxed("290 - 145"), ["145"])
+    assert grade(boxed("290 / 2"), ["145"])  # a fraction literal is a number (as_number reads a/b)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG grading.numbers_equal: rel_tol=1e-4 accepts a wrong integer when the gold "
+                   "is 10000 or more (121 problems of the bundled gsm8k/mawps/svamp/math500)")
+@pytest.mark.parametrize("prediction,gold", [("70001", "70000"), ("999950", "1000000"), ("1201566", "1201565")])
+def test_off_by_one_on_large_integer_gold_is_wrong(prediction, gold):
+    assert not grade(boxed(prediction), [gold])
+
+
+# ------------------------------------------------------------------ regressions: reward hacks and box rules
+
+def test_empty_box_restating_the_question_is_wrong():
+    assert not grade("29 + 26 equals \\boxed{}.", ["55"])
+    assert not grade("\\boxed{ }", ["55"])
+
+
+def test_unboxed_answer_is_wrong():
+    assert not grade("29 + 26 = 55", ["55"])
+    assert not grade("The answer is 55.", ["55"])
+
+
+def test_expression_in_box_is_not_a_number():
+    assert not grade("\\boxed{29+26}", ["55"])
+    assert not grade("\\boxed{29 + 26}", ["55"])
+    assert not grade("\\boxed{110/2 + 0}", ["55"])
+
+
+def test_last_box_wins():
+    assert grade("\\boxed{54} no wait \\boxed{55}", ["55"])
+    assert not grade("\\boxed{55} no wait \\boxed{54}", ["55"])
+    assert last_boxed("\\boxed{1} \\fbox{2}") == "2"
+    assert last_boxed("\\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"
+
+
+def test_unclosed_box_is_wrong():
+    assert last_boxed("\\boxed{55") is None
+    assert not grade("\\boxed{55", ["55"])
+    assert not grade("\\boxed{55} then \\boxed{5", ["55"])  # the last box is unclosed
+
+
+def test_number_literal_forms():
+    assert as_number("1,000") == 1000 and as_number("-3.5") == -3.5 and as_number("\\$18") == 18
+    assert as_number("\\frac{1}{2}") == 0.5 and as_number("3 \\times 10^{8}") == 3e8
+    assert as_number("50\\%") == 50 and as_number("90^\\circ") == 90 and as_number("12 \\text{ cm}") == 12
+    assert as_number("29 + 26") is None and as_number("") is None and as_number("x") is None
+    assert as_number("\\frac{1}{0}") is None
+    assert grade_answer(None, ["1"]) is False and grade_answer("  ", ["1"]) is False
+    assert grade_answer("-5", ["-5"]) and not grade_answer("-5", ["5"])
+
+
+# ------------------------------------------------------------------ rewards
+
+def test_boxed_format_reward():
+    fn = reward_function("boxed_format", 24)
+    assert fn.__name__ == "boxed_format"
+    completions = ["so \\boxed{}", "so \\boxed{12}", "no box", "\\boxed{1} and \\boxed{2}", "\\boxed{3"]
+    assert fn(completions=completions, prompts=[""] * 5) == [0.0, 1.0, 0.0, 0.0, 0.0]
+
+
+def test_accuracy_reward_plain_and_conversational():
+    fn = reward_function("accuracy", 24)
+    answers = [["55"], ["55"], ["12"], ["7"]]
+    plain = ["\\boxed{55}", "29 + 26 equals \\boxed{}.", "\\boxed{12}", "7"]
+    assert fn(prompts=["p"] * 4, completions=plain, answers=answers) == [1.0, 0.0, 1.0, 0.0]
+    chat = [[{"role": "assistant", "content": text}] for text in plain]
+    assert fn(prompts=["p"] * 4, completions=chat, answers=answers) == [1.0, 0.0, 1.0, 0.0]
+    assert completion_text([{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}]) == "ab"
+
+
+def test_cosine_reward_hand_computed():
+    fn = reward_function("cosine", 20)  # max_len = 20 characters
+    right12 = "abc\\boxed{5}"  # 12 chars, correct
+    assert len(right12) == 12
+    completions = ["\\boxed{5}" + " " * 11,  # 20 chars: progress 1 -> min_correct 0.5
+                   "\\boxed{5}",            # 9 chars
+                   "\\boxed{4}" + " " * 1,  # 10 chars, wrong: progress 0.5 -> -0.25
+                   "\\boxed{4}" + " " * 31,  # 40 chars, wrong, capped: progress 1 -> 0.0
+                   right12]
+    got = fn(completions=completions, answers=[["5"]] * 5)
+    expected = [0.5,
+                0.5 + 0.25 * (1 + math.cos(9 / 20 * math.pi)),
+                -0.25,
+                0.0,
+                0.5 + 0.25 * (1 + math.cos(12 / 20 * math.pi))]
+    assert got == pytest.approx(expected)
+    # shorter correct answers earn more; shorter wrong answers are penalised more
+    assert got[1] > got[4] > got[0]
+    assert got[2] < got[3]
+
+
+def test_length_reward_hand_computed():
+    fn = reward_function("length", 24)
+    completions = ["\\boxed{5}",           # 9 chars, correct: lambda 0.5
+                   "\\boxed{5}" + "x" * 5,  # 14, correct: 0.5 - 5/10 = 0
+                   "\\boxed{4}" + "x" * 2,  # 11, wrong: lambda 0.3 -> min(0, 0.3) = 0
+                   "\\boxed{4}" + "x" * 10]  # 19, wrong: lambda -0.5
+    got = fn(completions=completions, answers=[["5"]] * 4)
+    assert got == pytest.approx([0.5, 0.0, 0.0, -0.5])
+    assert fn(completions=["\\boxed{5}", "\\boxed{4}"], answers=[["5"]] * 2) == [0.0, 0.0]  # equal lengths
+
+
+def test_format_and_tag_count_rewards():
+    think = reward_function("format", 24)
+    tags = reward_function("tag_count", 24)
+    good = "<think>\nreasoning\n</think>\n<answer>\\boxed{1}</answer>"
+    assert think(completions=[good, "no tags", "<think>\nx</think>\n", good + "\n</think>\n"]) == [1.0, 0.0, 0.0, 0.0]
+    assert tags(completions=[good, "<think>\nx", "x\n</think>\n", "none"]) == [1.0, 0.5, 0.5, 0.0]

@@ -1,0 +1,164 @@
+"""The ledger: enqueue once, claim / complete / fail, bounded retries, recovery of dead local workers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from optuna.trial import TrialState
+
+from tina_sweep.ledger import Ledger, worker_name
+
+JOBS = {"base-1": {"kind": "baseline", "axes": {}}, "rank=2": {"kind": "trial", "axes": {"lora.rank": 2}},
+        "rank=4": {"kind": "trial", "axes": {"lora.rank": 4}}}
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    return Ledger("study", None, tmp_path, max_retries=2)
+
+
+def states(ledger, job):
+    return [t.state for t in ledger.by_job().get(job, [])]
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_journal_file_in_sweep_dir(ledger, tmp_path):
+    ledger.sync(JOBS)
+    assert (tmp_path / "ledger.journal").is_file()
+    # a second Ledger on the same folder sees the same jobs
+    other = Ledger("study", None, tmp_path)
+    assert set(other.by_job()) == set(JOBS)
+    # another study name in the same journal is separate
+    assert Ledger("other", None, tmp_path).by_job() == {}
+
+
+def test_sync_enqueues_each_job_once(ledger):
+    ledger.sync(JOBS)
+    ledger.sync(JOBS)
+    jobs = ledger.by_job()
+    assert set(jobs) == set(JOBS)
+    for job in JOBS:
+        assert states(ledger, job) == [TrialState.WAITING]
+        attrs = jobs[job][0].user_attrs
+        assert attrs["trial_id"] == job and attrs["attempt"] == 1 and attrs["kind"] == JOBS[job]["kind"]
+        assert attrs["axes"] == JOBS[job]["axes"]
+    counts = ledger.counts(list(JOBS))
+    assert (counts.finished, counts.waiting, counts.running, counts.failed_for_good) == (0, 3, 0, 0)
+
+
+def test_claim_complete_flow(ledger):
+    ledger.sync(JOBS)
+    claimed = []
+    while (trial := ledger.claim()) is not None:
+        claimed.append(trial)
+        assert trial.user_attrs["trial_id"] in JOBS
+    assert sorted(t.user_attrs["trial_id"] for t in claimed) == sorted(JOBS)  # each job exactly once
+    assert ledger.claim() is None
+    first = claimed[0]
+    job = first.user_attrs["trial_id"]
+    assert states(ledger, job) == [TrialState.RUNNING]
+    assert ledger.by_job()[job][0].user_attrs["worker"] == worker_name() == f"{socket.gethostname()}:{os.getpid()}"
+    counts = ledger.counts(list(JOBS))
+    assert (counts.running, counts.waiting) == (3, 0)
+    ledger.complete(first, 0.625, {"result": {"average": 0.625, "trial_id": job}})
+    [attempt] = ledger.by_job()[job]
+    assert attempt.state == TrialState.COMPLETE and attempt.value == 0.625
+    assert attempt.user_attrs["result"] == {"average": 0.625, "trial_id": job}
+    assert ledger.finished_ids() == {job}
+    # a finished job is never enqueued again
+    ledger.sync(JOBS)
+    assert states(ledger, job) == [TrialState.COMPLETE]
+    assert ledger.counts(list(JOBS)).finished == 1
+
+
+def test_failed_job_retried_up_to_max_retries(ledger):
+    job = {"rank=2": JOBS["rank=2"]}
+    ledger.sync(job)
+    for attempt in range(1, 4):  # max_retries 2: three attempts in all
+        trial = ledger.claim()
+        assert trial is not None and trial.user_attrs["attempt"] == attempt
+        ledger.fail(trial, f"boom {attempt}\nTraceback line")
+        assert states(ledger, "rank=2")[-1] == TrialState.FAIL
+        ledger.sync(job)
+    assert states(ledger, "rank=2") == [TrialState.FAIL] * 3  # not re-enqueued after the third failure
+    assert ledger.claim() is None
+    counts = ledger.counts(["rank=2"])
+    assert (counts.failed_for_good, counts.waiting, counts.finished) == (1, 0, 0)
+    errors = [t.user_attrs["error"] for t in ledger.by_job()["rank=2"]]
+    assert errors == [f"boom {i}\nTraceback line" for i in (1, 2, 3)]
+
+
+def test_zero_retries(tmp_path):
+    ledger = Ledger("study", None, tmp_path, max_retries=0)
+    ledger.sync({"j": {}})
+    ledger.fail(ledger.claim(), "x")
+    ledger.sync({"j": {}})
+    assert states(ledger, "j") == [TrialState.FAIL]
+
+
+def test_interrupted_failures_do_not_count(ledger):
+    job = {"rank=4": JOBS["rank=4"]}
+    ledger.sync(job)
+    for _ in range(5):
+        ledger.fail(ledger.claim(), "interrupted by the user", interrupted=True)
+        ledger.sync(job)
+    assert states(ledger, "rank=4") == [TrialState.FAIL] * 5 + [TrialState.WAITING]
+    assert ledger.by_job()["rank=4"][-1].user_attrs["attempt"] == 6
+
+
+def test_error_is_truncated(ledger):
+    ledger.sync({"j": {}})
+    ledger.fail(ledger.claim(), "x" * 5000 + "END")
+    error = ledger.by_job()["j"][0].user_attrs["error"]
+    assert len(error) == 2000 and error.endswith("END")
+
+
+def test_dead_local_worker_recovered_by_sync(tmp_path):
+    ledger = Ledger("study", None, tmp_path)
+    ledger.sync(JOBS)
+    trial = ledger.claim()
+    job = trial.user_attrs["trial_id"]
+    pid = dead_pid()
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{pid}")
+    # a fresh process (another Ledger on the same journal) syncs: the attempt is failed and re-enqueued
+    later = Ledger("study", None, tmp_path)
+    later.sync(JOBS)
+    attempts = later.by_job()[job]
+    assert [a.state for a in attempts] == [TrialState.FAIL, TrialState.WAITING]
+    assert attempts[0].user_attrs["error"] == "worker process died"
+    assert attempts[0].user_attrs["interrupted"] is True
+    assert attempts[1].user_attrs["attempt"] == 2
+    # the other jobs were untouched
+    for other in set(JOBS) - {job}:
+        assert states(later, other) == [TrialState.WAITING]
+
+
+def test_live_or_remote_workers_not_recovered(tmp_path):
+    ledger = Ledger("study", None, tmp_path)
+    ledger.sync(JOBS)
+    mine = ledger.claim()  # worker = this live process
+    remote = ledger.claim()
+    remote.set_user_attr("worker", f"some-other-host-{socket.gethostname()}:{dead_pid()}")
+    assert ledger.recover_dead_workers() == 0
+    ledger.sync(JOBS)
+    assert states(ledger, mine.user_attrs["trial_id"]) == [TrialState.RUNNING]
+    assert states(ledger, remote.user_attrs["trial_id"]) == [TrialState.RUNNING]
+
+
+def test_recover_counts(tmp_path):
+    ledger = Ledger("study", None, tmp_path)
+    ledger.sync(JOBS)
+    host = socket.gethostname()
+    for _ in range(2):
+        ledger.claim().set_user_attr("worker", f"{host}:{dead_pid()}")
+    assert ledger.recover_dead_workers() == 2
+    assert ledger.recover_dead_workers() == 0
