@@ -167,8 +167,6 @@ def test_hub_only_dataset_offline_fails_with_message(monkeypatch, tmp_path):
     assert "\n" not in message
 
 
-@pytest.mark.xfail(strict=True, reason="BUG data.arithmetic_train excludes only the first 1000 held-out problems, but "
-                   "config accepts an arithmetic benchmark limit above 1000 (366 of 1500 then leak into training)")
 def test_large_arithmetic_eval_does_not_leak_into_training():
     from pydantic import ValidationError
 

@@ -211,8 +211,6 @@ def test_shipped_studies_resolve(path, scale):
 
 # ------------------------------------------------------------------ known bugs (see the report)
 
-@pytest.mark.xfail(strict=True, reason="BUG study.resolve: `seeds` overwrites a 'seed' axis after the axis is applied, "
-                   "so every trial gets seed 42 (identical specs under different ids)")
 def test_seed_axis_is_not_silently_ignored():
     try:
         trials = resolve(Study(name="seeds", axes={"seed": [1, 2]}), "smoke")
@@ -222,8 +220,6 @@ def test_seed_axis_is_not_silently_ignored():
     assert sorted(t.spec.seed for t in trials) == [1, 2]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG study.resolve: the duplicate check compares trial ids, which embed the "
-                   "axis value's text, so values that validate to the same spec (1 and 1.0) both run")
 @pytest.mark.parametrize("axes", [{"training.learning_rate": [1, 1.0]}, {"lora.alpha_per_rank": [4, 4.0]}])
 def test_equal_specs_from_different_axis_values_are_rejected(axes):
     with pytest.raises(ConfigError, match="resolve to the same trial"):

@@ -58,9 +58,10 @@ def as_number(text: str) -> float | None:
     if _NUMBER.fullmatch(s):
         return float(s)
     if m := _FRAC.fullmatch(s):
-        sign, num, den = m.groups()
-        value = _reduced_fraction(int(num), int(den))
-        return None if value is None else -value if sign == "-" else value
+        sign, num, den = m.groups()  # LaTeX fraction notation is a number literal, reduced or not
+        if int(den) == 0:
+            return None
+        return -int(num) / int(den) if sign == "-" else int(num) / int(den)
     if m := re.fullmatch(r"([-+]?\d+)/([-+]?\d+)", s):
         return _reduced_fraction(int(m.group(1)), int(m.group(2)))
     if m := _SCI.fullmatch(s):
@@ -69,7 +70,8 @@ def as_number(text: str) -> float | None:
 
 
 def _reduced_fraction(numerator: int, denominator: int) -> float | None:
-    """A fraction is a number literal only in lowest terms: ``1/2`` is, ``290/2`` is a division to carry out."""
+    """A slash fraction is a number literal only in lowest terms: ``1/2`` is, ``290/2`` is a division to carry
+    out."""
     if denominator == 0 or math.gcd(numerator, denominator) != 1:
         return None
     return numerator / denominator

@@ -81,6 +81,10 @@ def run_study(study: Study, trials: list[Trial], options: RunOptions) -> list[di
                   + (f", {counts.failed_for_good} failed {options.max_retries + 1} times" if counts.failed_for_good else "")
                   + f"), ledger {_describe_storage(options.storage, sweep_dir)}")
     if todo:
+        from tina_sweep.models import resolve_model
+
+        for model_name in sorted({job.spec.model.name for job in jobs}):
+            resolve_model(model_name)  # fetch or build once here, not in every worker at the same time
         _work(ledger, by_id, sweep_dir, options, todo)
     return collect_results(ledger, list(by_id))
 
