@@ -94,9 +94,10 @@ def run(
         fail(mask_url(f"{type(error).__name__}: {error}".splitlines()[0]))
     if not results:
         fail("no trial finished", 1)
-    frame = results_frame(results, list({**study.axes, **study.scales.get(chosen, _empty()).axes}))
+    axis_names = list({**study.axes, **study.scales.get(chosen, _empty()).axes})
+    frame = results_frame(results, axis_names)
     parquet, markdown = write_results(frame, sweeps_dir / study.name)
-    print_results(frame, console)
+    print_results(frame, axis_names, console)
     console.print(f"Results: {markdown} and {parquet}; trial folders under {sweeps_dir / study.name / 'trials'}")
     failed = [job for job in [j.trial_id for j in trials] if job not in {r["trial_id"] for r in results}]
     if failed:

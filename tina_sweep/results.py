@@ -62,14 +62,24 @@ def to_markdown(frame: pl.DataFrame) -> str:
     return "\n".join(lines) + f"\n\nPass@1 per benchmark (strict grading); cost on {device}.\n"
 
 
-def print_results(frame: pl.DataFrame, console: Console | None = None) -> None:
+def print_results(frame: pl.DataFrame, axis_names: list[str], console: Console | None = None) -> None:
+    """The results table in the terminal: one row per arm, the best trial's average in bold."""
     console = console or Console()
-    columns = [c for c in frame.columns if c not in ("device", "tokens", "peak_mem_gb")]
-    table = Table(title="Results (Pass@1)", show_lines=False)
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("trial_id", "kind") else "right")
+    if not console.is_terminal:
+        console.width = max(console.width, 140)
+    benchmarks = [c for c in frame.columns if c not in axis_names and c not in _NON_BENCHMARK]
+    table = Table(title="Results: Pass@1 (strict grading)")
+    table.add_column("arm", no_wrap=True)
+    for column in benchmarks + ["average", "n", "train_steps", "train_s", "eval_s", "cost_usd"]:
+        table.add_column(column, justify="right", no_wrap=True)
     best = frame.filter(pl.col("kind") == "trial")["average"].max() if frame.height else None
     for row in frame.iter_rows(named=True):
-        style = "bold green" if best is not None and row["kind"] == "trial" and row["average"] == best else None
-        table.add_row(*(_cell(row[c], c) for c in columns), style=style)
+        arm = "base model" if row["kind"] == "baseline" else ", ".join(f"{a}={row[a]}" for a in axis_names)
+        style = "bold green" if row["kind"] == "trial" and row["average"] == best else None
+        cells = [_cell(row[c], c) for c in benchmarks + ["average", "n", "train_steps", "train_s", "eval_s", "cost_usd"]]
+        table.add_row(arm, *cells, style=style)
     console.print(table)
+
+
+_NON_BENCHMARK = {"trial_id", "kind", "average", "n", "train_steps", "train_s", "eval_s", "tokens", "peak_mem_gb",
+                  "cost_usd", "device"}
