@@ -31,7 +31,11 @@ ALGORITHMS = ("grpo", "dr_grpo")
 class Spec(BaseModel):
     """Base for every spec section: unknown keys are errors, values are validated on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def canonical_json(self) -> str:
+        """Every field, sorted, compact: equal specs give equal text."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
 
 class ModelSpec(Spec):
@@ -174,9 +178,6 @@ class TrialSpec(Spec):
                              f"completion, so n must be 1 or the temperature > 0, got {self.eval.samples_per_problem}")
         return self
 
-    def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
     def trial_hash(self) -> str:
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:10]
 
@@ -191,9 +192,6 @@ class BaselineSpec(Spec):
     model: ModelSpec
     prompt: PromptSpec
     eval: EvalSpec
-
-    def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
     def trial_hash(self) -> str:
         return hashlib.sha256(("baseline:" + self.canonical_json()).encode()).hexdigest()[:10]

@@ -57,25 +57,18 @@ def load_eval_model(model: ModelSpec, adapter_dir: Path | None, dtype: str):
 
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str], spec: EvalSpec, seed: int) -> tuple[list[list[str]], int]:
-    """n completions for each prompt, in batches; returns texts and the number of generated tokens."""
+    """n completions for each prompt in one batch; returns the texts and the number of generated tokens."""
     n = spec.samples_per_problem
-    texts: list[list[str]] = []
-    tokens = 0
     torch.manual_seed(seed)
-    prompts_per_batch = max(1, spec.batch_size // n)
-    for start in range(0, len(prompts), prompts_per_batch):
-        batch = tokenizer(prompts[start:start + prompts_per_batch], return_tensors="pt", padding=True,
-                          add_special_tokens=False).to(model.device)
-        sampling = {"do_sample": True, "temperature": spec.temperature, "top_p": spec.top_p, "top_k": spec.top_k} \
-            if spec.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
-        output = model.generate(**batch, max_new_tokens=spec.max_new_tokens, num_return_sequences=n,
-                                pad_token_id=tokenizer.pad_token_id, **sampling)
-        new_tokens = output[:, batch["input_ids"].shape[1]:]
-        not_pad = new_tokens != tokenizer.pad_token_id
-        tokens += int(not_pad.sum())
-        decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        texts.extend(decoded[i:i + n] for i in range(0, len(decoded), n))
-    return texts, tokens
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    sampling = {"do_sample": True, "temperature": spec.temperature, "top_p": spec.top_p, "top_k": spec.top_k} \
+        if spec.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    output = model.generate(**batch, max_new_tokens=spec.max_new_tokens, num_return_sequences=n,
+                            pad_token_id=tokenizer.pad_token_id, **sampling)
+    new_tokens = output[:, batch["input_ids"].shape[1]:]
+    tokens = int((new_tokens != tokenizer.pad_token_id).sum())
+    decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+    return [decoded[i:i + n] for i in range(0, len(decoded), n)], tokens
 
 
 def evaluate_benchmark(model, tokenizer, problems: list[Problem], name: str, prompt: PromptSpec, spec: EvalSpec,
