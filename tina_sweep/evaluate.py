@@ -85,7 +85,7 @@ def evaluate_benchmark(model, tokenizer, problems: list[Problem], name: str, pro
         completions.extend(texts)
         tokens += used
         if on_progress:
-            on_progress(len(texts))
+            on_progress(len(completions))  # problems done so far
     outcomes, successes = [], []
     for problem, samples in zip(problems, completions):
         correct = [grade(text, list(problem.answers)) for text in samples]

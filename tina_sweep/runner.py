@@ -62,7 +62,6 @@ def _child(job_id: str, attrs: dict, trial_dir: str, prices: dict, threads: int 
 
 def run_study(study: Study, trials: list[Trial], options: RunOptions) -> list[dict[str, Any]]:
     """Run every unfinished job of ``study``; return the results of all finished jobs."""
-    from tina_sweep.cost import load_prices
 
     sweep_dir = options.sweeps_root / study.name
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -168,10 +167,7 @@ def _pump_updates(updates, progress: Progress, bars: dict[str, int], stop: threa
             progress.update(task, description=f"  {job_id[:40]} train", completed=step, total=total)
         elif kind == "eval":
             name, done, total = rest
-            current = progress.tasks[[t.id for t in progress.tasks].index(task)]
-            label = f"  {job_id[:40]} eval {name}"
-            completed = done + (current.completed if current.description == label else 0)
-            progress.update(task, description=label, completed=completed, total=total)
+            progress.update(task, description=f"  {job_id[:40]} eval {name}", completed=done, total=total)
 
 
 def collect_results(ledger: Ledger, job_ids: list[str]) -> list[dict[str, Any]]:
