@@ -15,6 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# W&B off unless a test asks for it (tests/test_wandb.py passes --wandb offline)
+os.environ.setdefault("WANDB_MODE", "disabled")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -24,6 +24,12 @@ class Scale(str, Enum):
     paper = "paper"
 
 
+class WandbMode(str, Enum):
+    online = "online"
+    offline = "offline"
+    off = "off"
+
+
 def fail(message: str, code: int = 2) -> None:
     """One line on stderr, non-zero exit."""
     errors.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
@@ -71,6 +77,12 @@ def run(
     max_retries: int = typer.Option(2, min=0, help="times a failed trial is retried on later runs"),
     prices: Optional[Path] = typer.Option(None, help="JSON {device name: $ per device-hour} overriding the "
                                           "default price table"),
+    eval_checkpoints: int = typer.Option(0, min=0, help="also evaluate every K-th saved checkpoint of each trial "
+                                         "run now (eval/checkpoint-N/); 0 = only the final adapter"),
+    wandb: Optional[WandbMode] = typer.Option(None, help="Weights & Biases logging (default: online with an API "
+                                              "key, offline without one, off without wandb installed)"),
+    wandb_project: Optional[str] = typer.Option(None, help="W&B project (default: the study's wandb_project, "
+                                                "else its name)"),
 ) -> None:
     """Run every unfinished trial of a study (train + evaluate), then print and save the results table."""
     from tina_sweep.cost import load_prices
@@ -83,7 +95,17 @@ def run(
         price_table = load_prices(prices)
     except (OSError, ValueError) as error:
         fail(f"--prices {prices}: {error}")
-    options = RunOptions(chosen, sweeps_dir, storage, workers, threads_per_worker, max_retries, price_table)
+    from tina_sweep.tracking import Tracking, choose_mode
+
+    try:
+        wandb_mode = choose_mode(wandb.value if wandb else None)
+    except ValueError as error:
+        fail(f"--wandb {wandb.value}: {error}")
+    tracking = None if wandb_mode == "off" else Tracking(
+        wandb_mode, wandb_project or study.wandb_project or study.name, study.name,
+        str(sweeps_dir / study.name), chosen)
+    options = RunOptions(chosen, sweeps_dir, storage, workers, threads_per_worker, max_retries, price_table,
+                         tracking, eval_checkpoints)
     try:
         results = run_study(study, trials, options)
     except KeyboardInterrupt:
@@ -98,7 +120,12 @@ def run(
     frame = results_frame(results, axis_names)
     parquet, markdown = write_results(frame, sweeps_dir / study.name)
     print_results(frame, axis_names, console)
+    if tracking is not None:
+        from tina_sweep.tracking import report_study
+
+        report_study(tracking, frame, {"study": study.model_dump(mode="json"), "scale": chosen})
     console.print(f"Results: {markdown} and {parquet}; trial folders under {sweeps_dir / study.name / 'trials'}")
+    _report_after_run(sweeps_dir / study.name)
     failed = [job for job in [j.trial_id for j in trials] if job not in {r["trial_id"] for r in results}]
     if failed:
         fail(f"{len(failed)} trial(s) did not finish (see `tina-sweep status`): {', '.join(failed[:3])}", 1)
@@ -193,6 +220,44 @@ def data() -> None:
         for source in catalog.values():
             table.add_row(source.name, source.kind, source.location, source.description)
         console.print(table)
+
+
+class Checkpoint(str, Enum):
+    final = "final"
+    best = "best"
+
+
+def _report_after_run(sweep_dir: Path) -> None:
+    """The report of a finished run; a failure here is a one-line warning, never a failed run."""
+    try:
+        from tina_sweep.report import build_report
+
+        console.print(f"Report: {build_report(sweep_dir)}")
+    except Exception as error:
+        from rich.markup import escape
+
+        reason = str(error).splitlines()[0] if str(error) else ""
+        console.print(f"[yellow]warning:[/] report not written: {escape(f'{type(error).__name__}: {reason}')}",
+                      highlight=False, soft_wrap=True)
+
+
+@app.command()
+def report(
+    sweep_dir: Path = typer.Argument(..., help="a sweep folder, e.g. sweeps/lora_rank"),
+    which: Checkpoint = typer.Option(Checkpoint.final, help="report each trial at its final checkpoint, or at "
+                                     "its best evaluated one (run --eval-checkpoints K; chosen on the same "
+                                     "benchmarks, so optimistic)"),
+) -> None:
+    """Write the tables (LaTeX, Markdown, CSV), figures and page of a sweep into SWEEP_DIR/report/."""
+    from tina_sweep.report import ReportError, build_report
+
+    if not sweep_dir.is_dir():
+        fail(f"{sweep_dir}: no such folder")
+    try:
+        out_dir = build_report(sweep_dir, which=which.value)
+    except ReportError as error:
+        fail(str(error), 1)
+    console.print(f"Report: {out_dir}")
 
 
 def main() -> None:  # pragma: no cover - console-script entry

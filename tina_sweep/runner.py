@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tina_sweep.job import Job, run_job
 from tina_sweep.ledger import Ledger
 from tina_sweep.study import Study, Trial
+from tina_sweep.tracking import Tracking
 
 console = Console()
 
@@ -37,6 +38,8 @@ class RunOptions:
     threads_per_worker: int | None = None
     max_retries: int = 2
     prices: dict[str, float] | None = None
+    tracking: Tracking | None = None  # W&B settings; None = off
+    eval_checkpoints: int = 0  # evaluate every K-th saved checkpoint too; 0 = off
 
 
 def study_jobs(study: Study, trials: list[Trial]) -> list[Job]:
@@ -48,7 +51,8 @@ def study_jobs(study: Study, trials: list[Trial]) -> list[Job]:
     return jobs
 
 
-def _child(job_id: str, attrs: dict, trial_dir: str, prices: dict, threads: int | None, progress) -> dict:
+def _child(job_id: str, attrs: dict, trial_dir: str, prices: dict, threads: int | None, progress,
+           tracking: Tracking | None = None, eval_checkpoints: int = 0) -> dict:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import warnings
 
@@ -57,7 +61,8 @@ def _child(job_id: str, attrs: dict, trial_dir: str, prices: dict, threads: int 
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    return run_job(Job.from_attrs(job_id, attrs), Path(trial_dir), prices, threads, progress)
+    return run_job(Job.from_attrs(job_id, attrs), Path(trial_dir), prices, threads, progress, tracking,
+                   eval_checkpoints)
 
 
 def run_study(study: Study, trials: list[Trial], options: RunOptions) -> list[dict[str, Any]]:
@@ -119,7 +124,7 @@ def _work(ledger: Ledger, by_id: dict[str, Job], sweep_dir: Path, options: RunOp
                         continue
                     bars[job.job_id] = progress.add_task(f"  {job.job_id[:48]}", total=None)
                     future = pool.submit(_child, job.job_id, job.to_attrs(), str(sweep_dir / "trials" / job.job_id),
-                                         prices, threads, updates)
+                                         prices, threads, updates, options.tracking, options.eval_checkpoints)
                     running[future] = (trial, job.job_id)
                 if not running:
                     break

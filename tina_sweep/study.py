@@ -43,6 +43,7 @@ class Study(BaseModel):
     design: Design = "grid"
     scales: dict[str, ScaleOverride] = Field(default_factory=dict)
     evaluate_base_model: bool = True
+    wandb_project: str | None = Field(None, description="W&B project (default: the study's name)")
 
     @field_validator("axes")
     @classmethod

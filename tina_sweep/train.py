@@ -44,7 +44,7 @@ class TrainOutcome:
     resumed_from: str | None = None
 
 
-def grpo_config(spec: TrialSpec, output_dir: Path, use_cpu: bool) -> GRPOConfig:
+def grpo_config(spec: TrialSpec, output_dir: Path, use_cpu: bool, report_to: str | list[str] = "none") -> GRPOConfig:
     """The complete GRPOConfig for a trial: algorithm mapping, budget, and CPU-safe precision settings."""
     algorithm, training = spec.algorithm, spec.training
     scheduler_kwargs = {"min_lr_rate": training.min_lr_rate} if training.lr_scheduler_type == "cosine_with_min_lr" else None
@@ -71,6 +71,7 @@ def grpo_config(spec: TrialSpec, output_dir: Path, use_cpu: bool) -> GRPOConfig:
         max_steps=training.max_steps,
         save_strategy="steps",
         save_steps=training.save_steps,
+        save_total_limit=None,  # keep every checkpoint: checkpoint-wise evaluation reads them
         logging_steps=1,
         seed=spec.seed,
         data_seed=spec.seed,
@@ -80,7 +81,7 @@ def grpo_config(spec: TrialSpec, output_dir: Path, use_cpu: bool) -> GRPOConfig:
         gradient_checkpointing=not use_cpu,
         use_vllm=algorithm.use_vllm,
         vllm_gpu_memory_utilization=algorithm.vllm_gpu_memory_utilization,
-        report_to="none",
+        report_to=report_to,
         disable_tqdm=True,
         log_completions=False,
         shuffle_dataset=True,
@@ -125,9 +126,17 @@ def last_checkpoint(checkpoint_dir: Path) -> Path | None:
     return max(candidates, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
+def saved_checkpoints(checkpoint_dir: Path) -> dict[int, Path]:
+    """Every ``checkpoint-N`` folder holding an adapter, by step N, in step order."""
+    found = {int(p.name.split("-")[-1]): p for p in checkpoint_dir.glob("checkpoint-*")
+             if p.name.split("-")[-1].isdigit() and (p / "adapter_config.json").exists()}
+    return dict(sorted(found.items()))
+
+
 def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, dict], None] | None = None,
-                extra_callbacks: list | None = None) -> TrainOutcome:
-    """Train one LoRA adapter with GRPO; write the adapter, config, log and checkpoints under ``trial_dir``."""
+                extra_callbacks: list | None = None, report_to: str | list[str] = "none") -> TrainOutcome:
+    """Train one LoRA adapter with GRPO; write the adapter, config, log and checkpoints under ``trial_dir``.
+    ``report_to=["wandb"]`` streams the training metrics into the W&B run open in this process."""
     use_cpu = not torch.cuda.is_available()
     model, tokenizer = load_model_and_tokenizer(spec.model.name, spec.model.dtype)
     problems = load_training_problems(spec)
@@ -136,7 +145,7 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
         for problem in problems
     ])
     checkpoint_dir = trial_dir / "checkpoints"
-    args = grpo_config(spec, checkpoint_dir, use_cpu)
+    args = grpo_config(spec, checkpoint_dir, use_cpu, report_to)
     callbacks = [_StepReporter(on_step)] if on_step else []
     trainer = GRPOTrainer(
         model=model,
@@ -148,6 +157,10 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
         callbacks=callbacks + list(extra_callbacks or []),
     )
     trainer.remove_callback(PrinterCallback)  # progress goes through on_step, not print()
+    if "wandb" in report_to:
+        from tina_sweep.tracking import guard_wandb_callback
+
+        guard_wandb_callback(trainer)  # a W&B error must not fail the trial
     (trial_dir / "grpo_config.json").write_text(json.dumps(trainer.args.to_dict(), indent=2, default=str))
     resume = last_checkpoint(checkpoint_dir)
     started = time.perf_counter()

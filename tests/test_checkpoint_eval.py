@@ -1,0 +1,64 @@
+"""Checkpoint-wise evaluation: every K-th saved checkpoint is evaluated into eval/checkpoint-N/ and reported in
+result.json's ``checkpoints`` block, with its cost counted in the evaluation's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import smoke_spec
+from tina_sweep.job import Job, checkpoints_to_evaluate, run_job
+
+
+def test_every_kth_checkpoint_before_the_final_step():
+    saved = {step: Path(f"checkpoint-{step}") for step in (10, 20, 30, 40, 45)}
+    assert list(checkpoints_to_evaluate(saved, 1, 45)) == [10, 20, 30, 40]
+    assert list(checkpoints_to_evaluate(saved, 2, 45)) == [20, 40]
+    assert list(checkpoints_to_evaluate(saved, 3, 45)) == [30]
+    assert list(checkpoints_to_evaluate(saved, 5, 45)) == []
+
+
+@pytest.fixture(scope="module")
+def checkpointed(tmp_path_factory, tiny_model_dir):
+    """A smoke trial (2 steps, a checkpoint every step) run with --eval-checkpoints 1."""
+    trial_dir = tmp_path_factory.mktemp("checkpointed") / "trial"
+    job = Job("rank=4-s42-ckpt", "trial", smoke_spec(), {"lora.rank": 4})
+    result = run_job(job, trial_dir, {"cpu": 0.1}, 1, None, None, 1)
+    return trial_dir, result
+
+
+def test_result_has_the_checkpoints_block(checkpointed):
+    trial_dir, result = checkpointed
+    assert json.loads((trial_dir / "result.json").read_text()) == json.loads(json.dumps(result))
+    block = result["checkpoints"]
+    assert list(block) == ["checkpoint-1", "checkpoint-2"]
+    for name, entry in block.items():
+        step = int(name.split("-")[1])
+        assert set(entry) == {"step", "pass_at_1", "average", "eval_dir", "eval_seconds"}
+        assert entry["step"] == step and entry["eval_dir"] == f"eval/checkpoint-{step}"
+        assert set(entry["pass_at_1"]) == {"arithmetic"} and entry["average"] == entry["pass_at_1"]["arithmetic"]
+        outcomes = (trial_dir / entry["eval_dir"] / "arithmetic.jsonl").read_text().splitlines()
+        assert len(outcomes) == 8  # the smoke benchmark: 8 problems
+        rate = sum(json.loads(line)["success_rate"] for line in outcomes) / len(outcomes)
+        assert rate == pytest.approx(entry["pass_at_1"]["arithmetic"])
+    # the final step is the final adapter (same weights): its evaluation is reused, not repeated
+    assert block["checkpoint-2"]["pass_at_1"] == result["pass_at_1"] and block["checkpoint-2"]["eval_seconds"] == 0
+    assert (trial_dir / "eval/checkpoint-2/arithmetic.jsonl").read_text() == \
+        (trial_dir / "eval/arithmetic.jsonl").read_text()
+    assert block["checkpoint-1"]["eval_seconds"] > 0
+
+
+def test_checkpoint_cost_counts_as_evaluation(checkpointed):
+    _, result = checkpointed
+    checkpoint_seconds = sum(c["eval_seconds"] for c in result["checkpoints"].values())
+    assert result["cost"]["eval_seconds"] > checkpoint_seconds > 0
+    assert result["cost"]["eval_tokens"] > result["benchmarks"]["arithmetic"]["generated_tokens"]
+
+
+def test_training_keeps_every_checkpoint(checkpointed):
+    trial_dir, _ = checkpointed
+    assert json.loads((trial_dir / "grpo_config.json").read_text())["save_total_limit"] is None
+    assert sorted(p.name for p in (trial_dir / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+

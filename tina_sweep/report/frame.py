@@ -1,0 +1,269 @@
+"""A sweep folder -> tidy polars frames: one row per trial x benchmark, and per-problem outcomes.
+
+Reads ``study.json`` (the study, its scale and its jobs) and every ``trials/<id>/result.json`` that exists, so
+it works while a study is still running. Only the jobs of the current ``study.json`` count: trial folders left
+by an earlier version of the study are ignored. Trials that differ only in their seed form one *arm*.
+
+``which`` picks the checkpoint a trial is reported at: ``final`` (the trained adapter) or ``best`` (of the
+evaluated checkpoints in ``result.json["checkpoints"]`` and the final adapter, the one with the highest average
+Pass@1; ties go to the final adapter, then to the earlier step). Costs are always what the trial spent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+Which = Literal["final", "best"]
+BASE_ARM = "base"
+BASE_LABEL = "base model"
+
+
+class ReportError(ValueError):
+    """The sweep folder cannot be reported on; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """What ``study.json`` says: the study's name, scale, design, axes (at that scale) and jobs in order."""
+
+    name: str
+    scale: str | None
+    design: str
+    axes: dict[str, list[Any]]
+    base: dict[str, Any]
+    seeds: list[int]
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)  # trial id -> {"kind", "axes", "spec"}
+
+
+def load_study_info(sweep_dir: Path) -> StudyInfo:
+    """The study of a sweep folder; without ``study.json`` the axes are gathered from the results."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise ReportError(f"{sweep_dir}: no such folder")
+    path = sweep_dir / "study.json"
+    if not path.is_file():
+        axes: dict[str, list[Any]] = {}
+        for result in _read_results(sweep_dir, None):
+            for name, value in result.get("axes", {}).items():
+                if name != "seed" and value not in axes.setdefault(name, []):
+                    axes[name].append(value)
+        return StudyInfo(sweep_dir.name, None, "grid", axes, {}, [])
+    payload = json.loads(path.read_text())
+    study, scale = payload["study"], payload.get("scale")
+    override = study.get("scales", {}).get(scale or "", {}) or {}
+    return StudyInfo(
+        name=study["name"], scale=scale, design=study.get("design", "grid"),
+        axes={**study["axes"], **(override.get("axes") or {})},
+        base={**study.get("base", {}), **(override.get("base") or {})},
+        seeds=override.get("seeds") or study.get("seeds", []),
+        jobs={job["trial_id"]: job for job in payload.get("jobs", [])},
+    )
+
+
+def _read_results(sweep_dir: Path, job_ids: list[str] | None) -> list[dict[str, Any]]:
+    trials = sweep_dir / "trials"
+    if job_ids is None:
+        job_ids = sorted(p.name for p in trials.iterdir()) if trials.is_dir() else []
+    results = []
+    for job_id in job_ids:
+        path = trials / job_id / "result.json"
+        if path.is_file():
+            results.append(json.loads(path.read_text()))
+    return results
+
+
+def arm_of(axes: dict[str, Any], kind: str) -> str:
+    """The arm a trial belongs to: its axis values without the seed (``rank=4``), ``base`` for the baseline."""
+    if kind == "baseline":
+        return BASE_ARM
+    parts = [f"{name.split('.')[-1]}={_text(value)}" for name, value in axes.items() if name != "seed"]
+    return "-".join(p.replace("/", "_").replace(" ", "") for p in parts) or "default"
+
+
+def label_of(axes: dict[str, Any], kind: str) -> str:
+    """A readable arm name: ``lora.rank=4`` (axes joined by ', '), ``base model`` for the baseline."""
+    if kind == "baseline":
+        return BASE_LABEL
+    return ", ".join(f"{name}={_text(value)}" for name, value in axes.items() if name != "seed") or "default"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The evaluation a trial is reported at."""
+
+    name: str  # "final" or "checkpoint-N"
+    step: int
+    pass_at_1: dict[str, float]
+    eval_dir: str  # relative to the trial folder
+
+
+def choose_checkpoint(result: dict[str, Any], which: Which) -> Checkpoint:
+    """The final evaluation, or with ``best`` the evaluated checkpoint with the highest average Pass@1."""
+    final = Checkpoint("final", result.get("train_steps", 0), result["pass_at_1"], "eval")
+    if which == "final" or not result.get("checkpoints"):
+        return final
+    if which != "best":
+        raise ReportError(f"which must be 'final' or 'best', got {which!r}")
+    best, best_average = final, _average(final.pass_at_1)
+    for name, entry in sorted(result["checkpoints"].items(), key=lambda item: item[1].get("step", 0)):
+        average = entry.get("average", _average(entry["pass_at_1"]))
+        if average > best_average:
+            best = Checkpoint(name, entry["step"], entry["pass_at_1"], entry.get("eval_dir", f"eval/{name}"))
+            best_average = average
+    return best
+
+
+def _average(pass_at_1: dict[str, float]) -> float:
+    return sum(pass_at_1.values()) / len(pass_at_1) if pass_at_1 else float("-inf")
+
+
+@lru_cache(maxsize=64)
+def _training_set_size(dataset_json: str, seed: int) -> int | None:
+    from tina_sweep.config import DataSpec
+    from tina_sweep.data import TRAINING_SETS, load_dataspec
+
+    try:
+        return len(load_dataspec(DataSpec.model_validate(json.loads(dataset_json)), TRAINING_SETS, seed=seed))
+    except Exception:  # a hub-only set without access, a moved file: the share of an epoch stays unknown
+        return None
+
+
+def training_set_size(dataset: dict[str, Any], seed: int = 0) -> int | None:
+    """Problems in a spec's training set (``dataset.limit`` honoured), or None when it cannot be loaded here."""
+    return _training_set_size(json.dumps(dataset, sort_keys=True), seed)
+
+
+def steps_pct_epoch(spec: dict[str, Any], steps: int) -> float | None:
+    """Training steps as a share of one epoch, in percent: steps x prompts per step x accumulation / set size."""
+    if "training" not in spec or "dataset" not in spec:
+        return None
+    size = training_set_size(spec["dataset"], spec.get("seed", 0))
+    if not size:
+        return None
+    training = spec["training"]
+    return 100.0 * steps * training["prompts_per_step"] * training.get("gradient_accumulation_steps", 1) / size
+
+
+def _trial_spec(result: dict[str, Any], info: StudyInfo, trial_dir: Path) -> dict[str, Any]:
+    if "spec" in result:
+        return result["spec"]
+    if result["trial_id"] in info.jobs:
+        return info.jobs[result["trial_id"]]["spec"]
+    spec_file = trial_dir / "spec.json"
+    return json.loads(spec_file.read_text()).get("spec", {}) if spec_file.is_file() else {}
+
+
+def _axis_series(name: str, values: list[Any]) -> pl.Series:
+    """An axis column with one dtype: numbers stay numbers (for sorting), anything mixed becomes text."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pl.Series(name, values, dtype=pl.Boolean)
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return pl.Series(name, values, dtype=pl.Int64)
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return pl.Series(name, [None if v is None else float(v) for v in values], dtype=pl.Float64)
+    return pl.Series(name, [None if v is None else _text(v) for v in values], dtype=pl.String)
+
+
+FRAME_COLUMNS = ["study", "trial_id", "kind", "arm", "label"]  # then the axes, then FRAME_TAIL
+FRAME_TAIL = ["seed", "benchmark", "pass_at_1", "problems", "samples_per_problem", "train_steps", "steps_pct_epoch",
+              "train_seconds", "eval_seconds", "device", "device_count", "device_hours", "train_usd", "eval_usd",
+              "total_usd", "checkpoint"]
+
+
+def load_frame(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
+    """One row per finished trial x benchmark (columns: FRAME_COLUMNS, one per study axis, FRAME_TAIL)."""
+    sweep_dir = Path(sweep_dir)
+    info = load_study_info(sweep_dir)
+    results = _read_results(sweep_dir, list(info.jobs) or None)
+    if not results:
+        raise ReportError(f"{sweep_dir}: no finished trial yet (no trials/*/result.json)")
+    rows: list[dict[str, Any]] = []
+    for result in results:
+        trial_dir = sweep_dir / "trials" / result["trial_id"]
+        spec = _trial_spec(result, info, trial_dir)
+        checkpoint = choose_checkpoint(result, which)
+        kind, axes, cost = result["kind"], result.get("axes", {}), result["cost"]
+        seed = spec.get("seed", axes.get("seed")) if kind == "trial" else None
+        steps = checkpoint.step if kind == "trial" else 0
+        pct = steps_pct_epoch(spec, steps) if kind == "trial" else None
+        for benchmark, value in checkpoint.pass_at_1.items():
+            detail = result.get("benchmarks", {}).get(benchmark, {})
+            rows.append({
+                "study": info.name, "trial_id": result["trial_id"], "kind": kind, "arm": arm_of(axes, kind),
+                "label": label_of(axes, kind), **{f"axis:{a}": axes.get(a) for a in info.axes},
+                "seed": seed, "benchmark": benchmark, "pass_at_1": float(value),
+                "problems": detail.get("problems"), "samples_per_problem": detail.get("samples_per_problem"),
+                "train_steps": steps, "steps_pct_epoch": pct,
+                "train_seconds": cost.get("train_seconds"), "eval_seconds": cost.get("eval_seconds"),
+                "device": cost.get("device"), "device_count": cost.get("device_count"),
+                "device_hours": cost.get("device_hours"), "train_usd": cost.get("train_usd"),
+                "eval_usd": cost.get("eval_usd"), "total_usd": cost.get("total_usd"), "checkpoint": checkpoint.name,
+            })
+    columns: list[pl.Series] = []
+    for name in FRAME_COLUMNS:
+        columns.append(pl.Series(name, [r[name] for r in rows], dtype=pl.String))
+    for axis in info.axes:
+        columns.append(_axis_series(axis, [r[f"axis:{axis}"] for r in rows]))
+    schema = {"seed": pl.Int64, "benchmark": pl.String, "pass_at_1": pl.Float64, "problems": pl.Int64,
+              "samples_per_problem": pl.Int64, "train_steps": pl.Int64, "steps_pct_epoch": pl.Float64,
+              "train_seconds": pl.Float64, "eval_seconds": pl.Float64, "device": pl.String,
+              "device_count": pl.Int64, "device_hours": pl.Float64, "train_usd": pl.Float64,
+              "eval_usd": pl.Float64, "total_usd": pl.Float64, "checkpoint": pl.String}
+    for name in FRAME_TAIL:
+        columns.append(pl.Series(name, [r[name] for r in rows], dtype=schema[name]))
+    return pl.DataFrame(columns)
+
+
+def axis_columns(frame: pl.DataFrame) -> list[str]:
+    """The study-axis columns of a frame or summary: the dotted spec fields (``lora.rank``)."""
+    return [c for c in frame.columns if "." in c]
+
+
+def load_outcomes(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
+    """Per-problem success rates of every finished trial at the chosen checkpoint: trial_id, arm, seed,
+    benchmark, problem_id, success_rate. A problem id seen twice in one file gets ``#2``, ``#3``... appended."""
+    sweep_dir = Path(sweep_dir)
+    info = load_study_info(sweep_dir)
+    columns: dict[str, list[Any]] = {k: [] for k in ("trial_id", "arm", "seed", "benchmark", "problem_id",
+                                                     "success_rate")}
+    for result in _read_results(sweep_dir, list(info.jobs) or None):
+        trial_dir = sweep_dir / "trials" / result["trial_id"]
+        spec = _trial_spec(result, info, trial_dir)
+        checkpoint = choose_checkpoint(result, which)
+        kind, axes = result["kind"], result.get("axes", {})
+        seed = spec.get("seed", axes.get("seed")) if kind == "trial" else None
+        for benchmark in checkpoint.pass_at_1:
+            path = trial_dir / checkpoint.eval_dir / f"{benchmark}.jsonl"
+            if not path.is_file():
+                continue
+            seen: dict[str, int] = {}
+            for line in path.read_text().splitlines():
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                problem = str(row["id"])
+                seen[problem] = seen.get(problem, 0) + 1
+                columns["trial_id"].append(result["trial_id"])
+                columns["arm"].append(arm_of(axes, kind))
+                columns["seed"].append(seed)
+                columns["benchmark"].append(benchmark)
+                columns["problem_id"].append(problem if seen[problem] == 1 else f"{problem}#{seen[problem]}")
+                columns["success_rate"].append(float(row["success_rate"]))
+    return pl.DataFrame(columns, schema={"trial_id": pl.String, "arm": pl.String, "seed": pl.Int64,
+                                         "benchmark": pl.String, "problem_id": pl.String,
+                                         "success_rate": pl.Float64})
