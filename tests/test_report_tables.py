@@ -81,10 +81,12 @@ def test_writers():
     assert r"\textbf{75.00}" in latex and r"$\pm$" in latex and r"my\_study" in latex and "±" not in latex
     markdown = to_markdown(table)
     assert "| LoRA rank | Steps (% of 1 epoch) | a | b | Avg |" in markdown
-    assert "| 4 | 5 | 37.50 ± 17.68 | **75.00 ± 35.36** | 56.25 ± 8.84 |" in markdown
+    assert ("| 4 | 5 | 37.50 ± 17.68 [0.00, 87.50] | **75.00 ± 35.36** [0.00, 100.00] | 56.25 ± 8.84 [25.00, 87.50] |"
+            in markdown)  # every Pass@1 carries its bootstrap interval, outside the bold
+    assert r"\textbf{75.00 $\pm$ 35.36} {\scriptsize [0.00, 100.00]}" in latex
     rows = list(csv.reader(io.StringIO(to_csv(table))))
     assert rows[0] == ["section", "LoRA rank", "Steps (% of 1 epoch)", "a", "b", "Avg"]
-    assert rows[1][1:] == ["base model", "–", "25.00", "0.00", "12.50"]
+    assert rows[1][1:] == ["base model", "–", "25.00 [0.00, 75.00]", "0.00 [0.00, 0.00]", "12.50 [0.00, 37.50]"]
 
 
 def test_differences_table_marks_intervals_that_exclude_zero():

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tina_sweep.config import ConfigError, TrialSpec, first_error_line
 from tina_sweep.scales import SCALES, scale_preset
 
 Design = Literal["grid", "one_at_a_time"]
+# axis -> axis value (as str) -> dotted fields set together with that value
+Linked = dict[str, dict[str, dict[str, Any]]]
 
 
 class ScaleOverride(BaseModel):
@@ -29,6 +32,7 @@ class ScaleOverride(BaseModel):
     base: dict[str, Any] = Field(default_factory=dict)
     axes: dict[str, list[Any]] = Field(default_factory=dict)
     seeds: list[int] | None = None
+    linked: Linked = Field(default_factory=dict)
 
 
 class Study(BaseModel):
@@ -42,6 +46,11 @@ class Study(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     design: Design = "grid"
     scales: dict[str, ScaleOverride] = Field(default_factory=dict)
+    linked: Linked = Field(
+        default_factory=dict,
+        description="axis -> value -> dotted fields set together with that value (a recipe that differs in more than "
+                    "one field); an axis that names no spec field (``recipe``) is a label whose values are defined "
+                    "entirely by their linked fields")
     evaluate_base_model: bool = True
     wandb_project: str | None = Field(None, description="W&B project (default: the study's name)")
 
@@ -54,6 +63,23 @@ class Study(BaseModel):
             if len({repr(v) for v in values}) != len(values):
                 raise ValueError(f"axis {field!r} repeats a value: {values}")
         return axes
+
+    @model_validator(mode="after")
+    def _linked_values_exist(self) -> "Study":
+        values: dict[str, set[str]] = {}
+        for axes in [self.axes] + [o.axes for o in self.scales.values()]:
+            for axis, axis_values in axes.items():
+                values.setdefault(axis, set()).update(str(v) for v in axis_values)
+        for where, linked in [("linked", self.linked)] + [(f"scales.{n}.linked", o.linked)
+                                                           for n, o in self.scales.items()]:
+            for axis, by_value in linked.items():
+                if axis not in values:
+                    raise ValueError(f"{where}.{axis}: not an axis of the study")
+                unknown = sorted(set(by_value) - values[axis])
+                if unknown:
+                    raise ValueError(f"{where}.{axis}.{unknown[0]}: not a value of axis {axis!r} at any scale "
+                                     f"(values: {', '.join(sorted(values[axis]))})")
+        return self
 
     @field_validator("scales")
     @classmethod
@@ -80,7 +106,7 @@ def set_dotted(tree: dict, dotted: str, value: Any) -> None:
     for section in sections:
         node = node.setdefault(section, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"{dotted}: {section!r} is a value, not a section")
+            raise ConfigError(f"{dotted}: {section!r} is a value, not a section (it is {node!r})")
     node[leaf] = value
 
 
@@ -105,13 +131,17 @@ def resolve(study: Study, scale: str) -> list[Trial]:
     axes = {**study.axes, **override.axes}
     base_values = {**study.base, **override.base}
     seeds = override.seeds or study.seeds
+    linked = _linked_at(study, override, axes, scale)
     trials: list[Trial] = []
     if "seed" in axes or "seed" in base_values:
         raise ConfigError(f"{study.name}: seed: set seeds with Study(seeds=[...]), not as an axis or base field")
     for point in axis_points(axes, study.design, base_values):
+        settings = {**base_values, **{k: v for k, v in point.items() if not is_label_axis(k)}}
+        for axis, value in point.items():
+            settings.update(linked.get(axis, {}).get(str(value), {}))
         for seed in seeds:
             tree = scale_preset(scale)
-            for field, value in {**base_values, **point}.items():
+            for field, value in settings.items():
                 set_dotted(tree, field, value)
             set_dotted(tree, "seed", seed)
             try:
@@ -128,10 +158,50 @@ def resolve(study: Study, scale: str) -> list[Trial]:
     return trials
 
 
+def is_label_axis(name: str) -> bool:
+    """An axis that names no spec field (``recipe``): only a label; its linked fields define each value."""
+    return "." not in name and name not in TrialSpec.model_fields
+
+
+def _linked_at(study: Study, override: ScaleOverride, axes: dict[str, list[Any]], scale: str) -> Linked:
+    """The study's linked fields merged with the scale's (per axis value, the scale's fields win), checked: each
+    names an axis and one of its values at this scale, never sets an axis field, and every value of a label axis
+    has its fields."""
+    merged: Linked = {}
+    for source in (study.linked, override.linked):
+        for axis, by_value in source.items():
+            for value, fields in by_value.items():
+                merged.setdefault(axis, {}).setdefault(value, {}).update(fields)
+    for axis, by_value in merged.items():
+        if axis not in axes:
+            raise ConfigError(f"{study.name}: linked.{axis}: not an axis of the study")
+        known = {str(v) for v in axes[axis]}
+        for value, fields in by_value.items():
+            clash = sorted(set(fields) & set(axes))
+            if clash:
+                raise ConfigError(f"{study.name}: linked.{axis}.{value}: sets the axis field {clash[0]!r}")
+        # a value linked at another scale only (not an axis value here) is ignored at this scale
+        merged[axis] = {value: fields for value, fields in by_value.items() if value in known}
+    for axis, values in axes.items():
+        if is_label_axis(axis):
+            missing = [v for v in values if str(v) not in merged.get(axis, {})]
+            if missing:
+                raise ConfigError(f"{study.name}: {axis}={missing[0]}: a label axis value needs linked fields "
+                                  f"at scale {scale!r} (linked={{{axis!r}: {{{str(missing[0])!r}: {{...}}}}}})")
+    return merged
+
+
+def _short(value: Any) -> str:
+    """An axis value for a folder name: scalars as written; a list of named items (rewards) as their names."""
+    if isinstance(value, list) and all(isinstance(item, dict) and "name" in item for item in value):
+        return "+".join(str(item["name"]) for item in value)
+    return str(value)
+
+
 def _trial_id(point: dict[str, Any], seed: int, spec: TrialSpec) -> str:
     """Readable and stable: the axis values, the seed, then the hash of the fully resolved spec."""
-    parts = [f"{field.split('.')[-1]}={value}" for field, value in point.items()]
-    slug = "-".join(p.replace("/", "_").replace(" ", "") for p in parts)[:60]
+    parts = [f"{field.split('.')[-1]}={_short(value)}" for field, value in point.items()]
+    slug = re.sub(r"[^A-Za-z0-9._=+-]", "_", "-".join(parts))[:60]
     return f"{slug}-s{seed}-{spec.trial_hash()}" if slug else f"s{seed}-{spec.trial_hash()}"
 
 

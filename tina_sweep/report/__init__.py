@@ -105,7 +105,7 @@ def build_report(sweep_dir: Path, *, which: Which = "final", published: str | No
     for name, data in (("frame", frame), ("summary", summary)):
         data.write_parquet(out_dir / f"{name}.parquet")
         data.write_csv(out_dir / f"{name}.csv")
-    tables = [study_pass_at_1_table(summary, info, which, _published(info, summary, published)),
+    tables = [study_pass_at_1_table(summary, info, which, _published(info, summary, published), confidence),
               differences_table(summary, confidence=confidence, n_boot=n_boot),
               study_cost_table(frame, info)]
     for table in tables:

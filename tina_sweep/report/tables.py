@@ -39,6 +39,7 @@ MISSING = "–"
 class Cell:
     text: str
     bold: bool = False
+    interval: str = ""  # a confidence interval shown after the (possibly bold) text, e.g. "[43.00, 63.00]"
 
 
 @dataclass
@@ -126,7 +127,7 @@ def _bold_best(cells: list[list[Cell]], values: list[list[float | None]]) -> lis
         best = max(present)
         for row, value in zip(cells, shown):
             if value == best:
-                row[column] = Cell(row[column].text, True)
+                row[column] = Cell(row[column].text, True, row[column].interval)
     return cells
 
 
@@ -161,15 +162,24 @@ def pass_at_1_table(summary: pl.DataFrame, sections: list[Section], *, keys: lis
             means = [rows[b]["mean"] if b in rows else None for b in benchmarks]
             stds = [rows[b]["std"] if b in rows else None for b in benchmarks]
             average = None if None in means or not means else sum(means) / len(means)
-            average_std = rows[AVERAGE]["std"] if AVERAGE in rows else None
-            numbers = [_mean_std_text(m, s) for m, s in zip(means + [average], stds + [average_std])]
+            columns = benchmarks + [AVERAGE]
+            intervals = [_interval_text(rows.get(b)) for b in columns]
+            numbers = [_mean_std_text(m, rows[b]["std"] if b in rows else None)
+                       for m, b in zip(means + [average], columns)]
             step_cell = ([Cell(MISSING if first["steps_pct_epoch"] is None
                                else f"{first['steps_pct_epoch']:.{decimals}f}")] if steps else [])
-            cells.append((key_cells + step_cell, [Cell(t) for t in numbers]))
+            cells.append((key_cells + step_cell, [Cell(t, interval=i) for t, i in zip(numbers, intervals)]))
             values.append(means + [average])
         bolded = _bold_best([numbers for _, numbers in cells], values)
         built.append((section.title, [fixed + numbers for (fixed, _), numbers in zip(cells, bolded)]))
     return Table(name, caption, headers, built, key_columns=len(keys))
+
+
+def _interval_text(row: dict[str, Any] | None) -> str:
+    """``[low, high]`` in percent from a summary row's bootstrap interval; empty for rows without one."""
+    if row is None or row.get("ci_low") is None or row.get("ci_high") is None:
+        return ""
+    return f"[{_pct(row['ci_low'])}, {_pct(row['ci_high'])}]"
 
 
 def _mean_std_text(mean: float | None, std: float | None) -> str:
@@ -195,7 +205,8 @@ def which_note(which: str) -> str:
 
 
 def study_pass_at_1_table(summary: pl.DataFrame, info: StudyInfo, which: str = "final",
-                          extra: list[tuple[Section, pl.DataFrame]] | None = None) -> Table:
+                          extra: list[tuple[Section, pl.DataFrame]] | None = None,
+                          confidence: float = 0.95) -> Table:
     """The study's main table; ``extra`` adds sections of other summaries (published rows, say)."""
     sections = study_sections(summary, info)
     axes = [a for a in info.axes if a in summary.columns]
@@ -209,6 +220,7 @@ def study_pass_at_1_table(summary: pl.DataFrame, info: StudyInfo, which: str = "
                + f" at {which_note(which)}; {seeds_note(summary)}. Avg is the mean over the "
                + (f"{len(benchmarks)} benchmarks shown" if len(benchmarks) > 1 else "one benchmark shown")
                + f". {STEPS}: training steps x prompts per step / training-set size. "
+               f"Brackets: {100 * confidence:g}% bootstrap confidence interval (problems and seeds resampled). "
                "Bold: best in its section.")
     return pass_at_1_table(combined, sections, keys=keys, name="pass_at_1", caption=caption, benchmarks=benchmarks)
 
@@ -309,7 +321,8 @@ def latex_escape(text: str) -> str:
 
 def _text_width(table: Table) -> int:
     rows = [row for _, section in table.sections for row in section]
-    return sum(max([len(h)] + [len(row[i].text) for row in rows]) for i, h in enumerate(table.headers))
+    return sum(max([len(h)] + [len(row[i].text) + len(row[i].interval) // 2 for row in rows])
+               for i, h in enumerate(table.headers))
 
 
 def to_latex(table: Table) -> str:
@@ -317,7 +330,8 @@ def to_latex(table: Table) -> str:
     width = len(table.headers)
 
     def cell(c: Cell) -> str:
-        return rf"\textbf{{{latex_escape(c.text)}}}" if c.bold else latex_escape(c.text)
+        text = rf"\textbf{{{latex_escape(c.text)}}}" if c.bold else latex_escape(c.text)
+        return text + (rf" {{\scriptsize {latex_escape(c.interval)}}}" if c.interval else "")
 
     lines = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{latex_escape(table.caption)}}}",
              rf"\label{{tab:{table.name}}}"]
@@ -338,7 +352,7 @@ def to_latex(table: Table) -> str:
 def latex_document(tables: list[Table]) -> str:
     """A standalone document holding ``tables`` (compiles with pdflatex)."""
     body = "\n".join(to_latex(t) for t in tables)
-    return ("\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage[margin=2cm]{geometry}\n"
+    return ("\\documentclass{article}\n\\usepackage[margin=2cm]{geometry}\n"
             "\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n" + body + "\\end{document}\n")
 
 
@@ -346,7 +360,8 @@ def to_markdown(table: Table) -> str:
     """A GitHub-flavoured Markdown table, the caption above it, section titles as italic rows."""
     def cell(c: Cell) -> str:
         text = c.text.replace("|", "\\|")
-        return f"**{text}**" if c.bold and text else text
+        text = f"**{text}**" if c.bold and text else text
+        return f"{text} {c.interval}" if c.interval else text
 
     width = len(table.headers)
     lines = [f"**Table ({table.name}).** {table.caption}", "", "| " + " | ".join(table.headers) + " |",
@@ -365,7 +380,7 @@ def to_csv(table: Table) -> str:
     writer.writerow(["section"] + table.headers)
     for title, rows in table.sections:
         for row in rows:
-            writer.writerow([title] + [c.text for c in row])
+            writer.writerow([title] + [f"{c.text} {c.interval}" if c.interval else c.text for c in row])
     return buffer.getvalue()
 
 
