@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -224,3 +225,13 @@ def test_seed_axis_is_not_silently_ignored():
 def test_equal_specs_from_different_axis_values_are_rejected(axes):
     with pytest.raises(ConfigError, match="resolve to the same trial"):
         resolve(Study(name="dup", axes=axes), "smoke")
+
+
+def test_trial_ids_are_safe_folder_names_for_list_and_path_axes():
+    rewards = [[{"name": "accuracy", "weight": 1.0}],
+               [{"name": "accuracy", "weight": 1.0}, {"name": "boxed_format", "weight": 0.5}]]
+    study = Study(name="r", axes={"algorithm.rewards": rewards, "eval.max_new_tokens": [8]})
+    ids = [t.trial_id for t in resolve(study, "smoke")]
+    assert ids[0].startswith("rewards=accuracy-max_new_tokens=8-s42-")
+    assert ids[1].startswith("rewards=accuracy+boxed_format-max_new_tokens=8-s42-")
+    assert all(re.fullmatch(r"[A-Za-z0-9._=+-]+", i) for i in ids)
