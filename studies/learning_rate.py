@@ -1,4 +1,8 @@
-"""Tina's learning-rate ablation (paper: LIMR, LoRA rank 32, GRPO, lr 5e-7 / 1e-6 / 5e-6)."""
+"""Tina's learning-rate ablation (paper: LIMR, LoRA rank 32, GRPO, lr 5e-7 / 1e-6 / 5e-6).
+
+At paper scale the three trials are the Tina repository's limr_small_lr_ablation, limr and
+limr_large_lr_ablation recipes, which differ only in the learning rate (the paper preset is the LIMR recipe).
+"""
 
 from tina_sweep import Study
 

@@ -1,14 +1,29 @@
 """Tina's RL-algorithm ablation: GRPO vs Dr.GRPO (paper: Open-RS, LoRA rank 32, lr 1e-6).
 
-Dr.GRPO here is the real thing (TRL loss_type="dr_grpo", scale_rewards="none"); the Tina repository's
-Dr.GRPO recipe misspelled `scale_reward`, which its parser dropped silently, so its rewards stayed scaled.
+At paper scale both arms run the Tina repository's open_rs3 recipe (open-rs, format + cosine rewards with
+cosine_max_len 3584, 6 completions, 1500-step horizon, checkpoints every 50 steps).
+
+What the published Dr.GRPO row ran: its recipe (open_rs3_drgrpo_ablation) differs from open_rs3 only by
+`scale_reward: false`, a misspelling of the trainer's `scale_rewards`; TRL's parser dropped the unknown key, so
+that run used the default (True), i.e. the very GRPO recipe of the other row (the two published rows differ only
+by run-to-run noise and the checkpoint reported). What this study runs: Dr.GRPO as Liu et al. define it, TRL's
+loss_type="dr_grpo" with scale_rewards="none" (no std scaling; token losses summed and divided by batch x
+max_completion_length). Tina's own trainer, had the key been spelled right, would have dropped the std scaling and
+averaged token losses over the batch (TRL's "bnpo" aggregation) -- neither the published run nor Liu et al.'s
+algorithm. So the dr_grpo arm is the experiment the paper meant to report, not a rerun of its row.
 """
 
 from tina_sweep import Study
+from tina_sweep.prompts import OPEN_RS_SYSTEM_PROMPT
+from tina_sweep.rewards import tina_cosine_params
 
 study = Study(
     name="rl_algorithm",
     description="GRPO vs Dr.GRPO",
     axes={"algorithm.name": ["grpo", "dr_grpo"]},
-    scales={"paper": {"base": {"dataset.name": "open_rs", "lora.rank": 32}}},
+    scales={"paper": {"base": {
+        "dataset.name": "open_rs", "lora.rank": 32, "prompt.system": OPEN_RS_SYSTEM_PROMPT,
+        "algorithm.rewards": [{"name": "format", "weight": 1.0},
+                              {"name": "cosine", "weight": 2.0, "params": tina_cosine_params(3584)}],
+        "algorithm.num_generations": 6, "training.max_steps": 1500, "training.save_steps": 50}}},
 )

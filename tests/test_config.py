@@ -39,7 +39,7 @@ INVALID = [
     ("eval.benchmarks", [{"limit": 3}], "eval.benchmarks.0.name: required field is missing"),
     ("dataset.name", "nope",
      "dataset.name: unknown training set 'nope' (known: arithmetic, limr, gsm8k_train, aime_1983_2023, deepscaler, "
-     "still3, open_rs, open_s1, open_r1, open_thoughts, ii_thought; or set dataset.path to a JSONL file)"),
+     "still3, open_rs, open_s1, open_r1, open_thoughts, ii_thought, fastcurl; or set dataset.path to a JSONL file)"),
     ("lora.dropout", 1.0, "lora.dropout: must be less than 1, got 1.0"),
     ("lora.dropout", -0.1, "lora.dropout: must be greater than or equal to 0, got -0.1"),
     ("lora.target_modules", [], "lora.target_modules: must not be empty, got []"),
@@ -48,8 +48,8 @@ INVALID = [
      "eval.samples_per_problem: greedy decoding (eval.temperature 0) gives one distinct completion, so n must be 1 "
      "or the temperature > 0, got 3"),
     ("algorithm.rewards", [{"name": "bogus"}],
-     "algorithm.rewards.0.name: must be 'accuracy', 'boxed_format', 'format', 'tag_count', 'cosine' or 'length', "
-     "got 'bogus'"),
+     "algorithm.rewards.0.name: must be 'accuracy', 'boxed_format', 'format', 'tag_count', 'cosine', 'length', "
+     "'length_l1_exact', 'length_l1_max', 'reasoning_steps' or 'repetition_penalty', got 'bogus'"),
     ("algorithm.rewards", [{"name": "accuracy"}, {"name": "accuracy"}],
      "algorithm.rewards: reward 'accuracy' is listed twice, got [{'name': 'accuracy'}, {'name': 'accuracy'}]"),
     ("algorithm.rewards", [], "algorithm.rewards: must not be empty, got []"),

@@ -1,4 +1,5 @@
-"""The ledger: enqueue once, claim / complete / fail, bounded retries, recovery of dead local workers."""
+"""The ledger: enqueue once, claim / complete / fail, bounded retries, recovery of dead local workers (by their
+attempt locks, not their PIDs). Workers in other processes and on PostgreSQL: tests/test_scaleout.py."""
 
 from __future__ import annotations
 
@@ -127,16 +128,18 @@ def test_dead_local_worker_recovered_by_sync(tmp_path):
     ledger.sync(JOBS)
     trial = ledger.claim()
     job = trial.user_attrs["trial_id"]
-    pid = dead_pid()
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{pid}")
+    lock = trial.user_attrs["lock"]
+    assert lock.endswith(f"ledger.journal.attempts/study-{trial.number}.lock")
+    ledger.close()  # the worker dies: the kernel releases its attempt lock (its attempt stays RUNNING)
     # a fresh process (another Ledger on the same journal) syncs: the attempt is failed and re-enqueued
     later = Ledger("study", None, tmp_path)
     later.sync(JOBS)
     attempts = later.by_job()[job]
     assert [a.state for a in attempts] == [TrialState.FAIL, TrialState.WAITING]
-    assert attempts[0].user_attrs["error"] == "worker process died"
-    assert attempts[0].user_attrs["interrupted"] is True
-    assert attempts[1].user_attrs["attempt"] == 2
+    assert attempts[0].user_attrs["error"] == f"worker {worker_name()} died (its attempt lock was released)"
+    assert "interrupted" not in attempts[0].user_attrs  # a dead worker counts against max_retries
+    assert attempts[1].user_attrs["attempt"] == 2 and "worker" not in attempts[1].user_attrs
+    assert not os.path.exists(lock)
     # the other jobs were untouched
     for other in set(JOBS) - {job}:
         assert states(later, other) == [TrialState.WAITING]
@@ -157,8 +160,54 @@ def test_live_or_remote_workers_not_recovered(tmp_path):
 def test_recover_counts(tmp_path):
     ledger = Ledger("study", None, tmp_path)
     ledger.sync(JOBS)
+    ledger.claim(), ledger.claim()
+    ledger.close()
+    other = Ledger("study", None, tmp_path)
+    assert other.recover_dead_workers() == 2
+    assert other.recover_dead_workers() == 0
+
+
+def test_the_lock_decides_not_the_pid(tmp_path):
+    """A reused PID (alive, but not the worker) cannot keep a dead worker's attempt RUNNING, and a PID this
+    process cannot see (another PID namespace) cannot get a live worker's attempt failed: the lock decides."""
+    ledger = Ledger("study", None, tmp_path)
+    ledger.sync(JOBS)
+    reused, hidden = ledger.claim(), ledger.claim()
     host = socket.gethostname()
-    for _ in range(2):
-        ledger.claim().set_user_attr("worker", f"{host}:{dead_pid()}")
-    assert ledger.recover_dead_workers() == 2
-    assert ledger.recover_dead_workers() == 0
+    reused.set_user_attr("worker", f"{host}:{os.getppid()}")  # a live process...
+    os.close(ledger._held.pop(reused._trial_id))  # ...but its worker is gone: the lock is free
+    hidden.set_user_attr("worker", f"{host}:{dead_pid()}")  # no such PID here, but the lock is held
+    other = Ledger("study", None, tmp_path)
+    assert other.recover_dead_workers() == 1
+    assert states(other, reused.user_attrs["trial_id"]) == [TrialState.FAIL]
+    assert states(other, hidden.user_attrs["trial_id"]) == [TrialState.RUNNING]
+
+
+def test_worker_dying_inside_its_claim_is_recovered(tmp_path):
+    ledger = Ledger("study", None, tmp_path)
+    ledger.sync({"j": {}})
+    [waiting] = ledger.attempts()
+    ledger.storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING)  # claimed, then died
+    ledger.sync({"j": {}})
+    attempts = ledger.by_job()["j"]
+    assert [a.state for a in attempts] == [TrialState.FAIL, TrialState.WAITING]
+    assert attempts[0].user_attrs["error"] == "worker died while claiming the trial"
+
+
+def test_duplicate_waiting_attempt_is_retired_not_run(ledger):
+    ledger.sync({"j": {}})
+    running = ledger.claim()
+    ledger.study.enqueue_trial({}, user_attrs={"trial_id": "j", "attempt": 9})  # e.g. an old version's enqueue
+    assert ledger.claim() is None
+    attempts = ledger.by_job()["j"]
+    assert [a.state for a in attempts] == [TrialState.RUNNING, TrialState.FAIL]
+    assert attempts[1].user_attrs["duplicate"] is True
+    ledger.complete(running, 1.0, {})
+    ledger.sync({"j": {}})
+    assert [a.state for a in ledger.by_job()["j"]] == [TrialState.COMPLETE, TrialState.FAIL]  # no retry
+
+
+def test_claim_only_this_definitions_jobs(ledger):
+    ledger.sync(JOBS)
+    assert ledger.claim(["rank=4"]).user_attrs["trial_id"] == "rank=4"
+    assert ledger.claim(["rank=4"]) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from enum import Enum
 from pathlib import Path
@@ -9,11 +10,44 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors (a bad option value, a missing argument) as one line on stderr, like every other error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            errors.print("[red]error:[/] aborted", highlight=False, soft_wrap=True)
+            sys.exit(1)
+        except typer.TyperException as error:
+            if not hasattr(error, "format_message"):
+                raise
+            ctx = getattr(error, "ctx", None)
+            if type(error).__name__ == "NoArgsIsHelpError":  # a bare command: its help, as usual
+                console.print(ctx.get_help() if ctx else error.format_message(), highlight=False)
+                sys.exit(error.exit_code)
+            message = " ".join(error.format_message().replace("Value error, ", "").split())
+            message = message.replace("Input should be", "must be")
+            cause = error.__cause__
+            if hasattr(cause, "errors") and "is not one of" not in message:  # typer's pydantic check: the value
+                with contextlib.suppress(Exception):
+                    message += f", got {cause.errors()[0]['input']}"
+            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            errors.print(f"[red]error:[/] {escape(message)}{where}", highlight=False, soft_wrap=True)
+            sys.exit(getattr(error, "exit_code", 2))
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(help="Ablation sweeps of LoRA + RL (GRPO / Dr.GRPO) fine-tuning on small reasoning models, "
                        "as in the Tina paper.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, cls=_OneLineErrors)
 console = Console()
 errors = Console(stderr=True)
 
@@ -32,7 +66,7 @@ class WandbMode(str, Enum):
 
 def fail(message: str, code: int = 2) -> None:
     """One line on stderr, non-zero exit."""
-    errors.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    errors.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -71,7 +105,8 @@ def run(
     sweeps_dir: Path = typer.Option(Path("sweeps"), help="where sweeps/<study>/ is written"),
     storage: Optional[str] = typer.Option(None, help="ledger: an Optuna storage URL (postgresql://...) or a "
                                           ".journal path; default sweeps/<study>/ledger.journal"),
-    workers: int = typer.Option(1, min=1, help="trials run in parallel, each in its own process"),
+    workers: int = typer.Option(1, min=1, help="trials run in parallel, each in its own process on its own GPU "
+                                "(or share of the CPU cores)"),
     threads_per_worker: Optional[int] = typer.Option(None, min=1, help="CPU threads per worker (default: "
                                                      "cores / workers)"),
     max_retries: int = typer.Option(2, min=0, help="times a failed trial is retried on later runs"),
@@ -83,6 +118,8 @@ def run(
                                               "key, offline without one, off without wandb installed)"),
     wandb_project: Optional[str] = typer.Option(None, help="W&B project (default: the study's wandb_project, "
                                                 "else its name)"),
+    redefine: bool = typer.Option(False, help="accept a definition whose trials clash with the ones the ledger "
+                                  "holds under this study's name (its finished trials stay in the ledger)"),
 ) -> None:
     """Run every unfinished trial of a study (train + evaluate), then print and save the results table."""
     from tina_sweep.cost import load_prices
@@ -101,6 +138,7 @@ def run(
         wandb_mode = choose_mode(wandb.value if wandb else None)
     except ValueError as error:
         fail(f"--wandb {wandb.value}: {error}")
+    _preflight(study, trials, chosen, storage, sweeps_dir, redefine)
     tracking = None if wandb_mode == "off" else Tracking(
         wandb_mode, wandb_project or study.wandb_project or study.name, study.name,
         str(sweeps_dir / study.name), chosen)
@@ -129,6 +167,65 @@ def run(
     failed = [job for job in [j.trial_id for j in trials] if job not in {r["trial_id"] for r in results}]
     if failed:
         fail(f"{len(failed)} trial(s) did not finish (see `tina-sweep status`): {', '.join(failed[:3])}", 1)
+
+
+def _preflight(study, trials, scale: str, storage: Optional[str], sweeps_dir: Path, redefine: bool = False) -> None:
+    """Before anything is written: the models and data files the trials need, then the ledger (it must open,
+    fast, and must not hold another study under this name); one line and a non-zero exit on any problem."""
+    from tina_sweep.config import ConfigError
+    from tina_sweep.preflight import check_trials, guard_ledger
+    from tina_sweep.runner import study_jobs
+
+    try:
+        check_trials(study.name, trials)
+        guard_ledger(study, scale, [job.job_id for job in study_jobs(study, trials)], storage,
+                     sweeps_dir / study.name, redefine)
+    except ConfigError as error:
+        fail(str(error))
+
+
+@app.command()
+def worker(
+    study_file: Path = typer.Argument(..., help="a study file, e.g. studies/lora_rank.py"),
+    storage: Optional[str] = typer.Option(None, help="the ledger every worker shares: an Optuna storage URL "
+                                          "(postgresql://user:password@host/db) or a .journal path; default "
+                                          "sweeps/<study>/ledger.journal (workers on this machine only)"),
+    scale: Optional[Scale] = typer.Option(None, help="run size (default: paper with a CUDA GPU, else cpu); every "
+                                          "worker of a study must use the same"),
+    sweeps_dir: Path = typer.Option(Path("sweeps"), help="where sweeps/<study>/ (trial folders) is written"),
+    workers: int = typer.Option(1, min=1, help="trials this worker runs at a time, each on its own GPU (or share "
+                                "of the CPU cores)"),
+    threads_per_worker: Optional[int] = typer.Option(None, min=1, help="CPU threads per trial (default: cores / "
+                                                     "workers)"),
+    max_retries: int = typer.Option(2, min=0, help="times a failed trial is retried"),
+    prices: Optional[Path] = typer.Option(None, help="JSON {device name: $ per device-hour} overriding the "
+                                          "default price table"),
+    eval_checkpoints: int = typer.Option(0, min=0, help="also evaluate every K-th saved checkpoint of each trial"),
+) -> None:
+    """Join a study from any machine: claim its trials from the ledger one by one and run them until none is
+    waiting or running anywhere (start as many workers as you have devices; `tina-sweep status` shows them)."""
+    from tina_sweep.cost import load_prices
+    from tina_sweep.runner import RunOptions, run_worker
+
+    chosen = _choose_scale(scale)
+    study, trials = _load(study_file, chosen)
+    try:
+        price_table = load_prices(prices)
+    except (OSError, ValueError) as error:
+        fail(f"--prices {prices}: {error}")
+    _preflight(study, trials, chosen, storage, sweeps_dir)
+    options = RunOptions(chosen, sweeps_dir, storage, workers, threads_per_worker, max_retries, price_table,
+                         None, eval_checkpoints)
+    try:
+        summary = run_worker(study, trials, options)
+    except KeyboardInterrupt:
+        fail("interrupted; this worker's running trials were handed back to the ledger", 130)
+    except Exception as error:  # storage unreachable and the like: one line, not a traceback
+        from tina_sweep.secrets import mask_url
+
+        fail(mask_url(f"{type(error).__name__}: {error}".splitlines()[0]))
+    console.print(f"worker done: {summary.finished} trial(s) finished here, {summary.failed} failed; no trial of "
+                  f"{study.name} is waiting or running", highlight=False)
 
 
 def _empty():
@@ -161,37 +258,21 @@ def plan(
 
 @app.command()
 def status(
-    study_name: str = typer.Argument(..., help="the study's name (its folder under sweeps/)"),
+    target: str = typer.Argument(..., metavar="STUDY", help="a study file, a sweep folder (sweeps/<study>), or a "
+                                 "study's name under --sweeps-dir"),
     sweeps_dir: Path = typer.Option(Path("sweeps"), help="where sweeps/<study>/ lives"),
     storage: Optional[str] = typer.Option(None, help="the ledger's storage URL, if not the default journal"),
 ) -> None:
-    """Show each trial of a study by state: waiting, running (worker, age), finished, failed (reason)."""
-    import datetime
+    """Show each trial of a study by state (waiting, running with worker and age, finished, failed with reason,
+    retries) and what each running worker is doing (its trial's phase and step)."""
+    from tina_sweep.config import ConfigError
+    from tina_sweep.status import StatusError, locate, show_status
 
-    from tina_sweep.ledger import Ledger
-    from tina_sweep.secrets import mask_url
-
-    sweep_dir = sweeps_dir / study_name
-    if storage is None and not (sweep_dir / "ledger.journal").exists():
-        fail(f"no ledger for study {study_name!r} under {sweeps_dir} (run it first, or pass --storage)")
     try:
-        ledger = Ledger(study_name, storage, sweep_dir)
-    except Exception as error:
-        fail(mask_url(f"cannot open the ledger: {error}".splitlines()[0]))
-    table = Table(title=f"{study_name}: {mask_url(storage) if storage else sweep_dir / 'ledger.journal'}")
-    for column in ("trial id", "state", "attempts", "worker", "age / Pass@1", "error"):
-        table.add_column(column)
-    now = datetime.datetime.now()
-    for job_id, attempts in sorted(ledger.by_job().items()):
-        last = attempts[-1]
-        detail = ""
-        if last.state.name == "COMPLETE":
-            detail = f"{last.value:.3f}"
-        elif last.state.name == "RUNNING" and last.datetime_start:
-            detail = str(now - last.datetime_start).split(".")[0]
-        table.add_row(job_id, last.state.name.lower(), str(len(attempts)), last.user_attrs.get("worker", ""),
-                      detail, (last.user_attrs.get("error") or "").splitlines()[-1][:80] if last.state.name == "FAIL" else "")
-    console.print(table)
+        name, sweep_dir = locate(target, sweeps_dir)
+        show_status(name, sweep_dir, storage, console)
+    except (ConfigError, StatusError) as error:
+        fail(str(error))
 
 
 @app.command()
@@ -258,6 +339,126 @@ def report(
     except ReportError as error:
         fail(str(error), 1)
     console.print(f"Report: {out_dir}")
+
+
+launch_app = typer.Typer(help="Start a study's workers on a cluster.", no_args_is_help=True)
+app.add_typer(launch_app, name="launch")
+
+
+@launch_app.command("slurm")
+def launch_slurm(
+    study_file: Path = typer.Argument(..., help="a study file on a filesystem every node sees"),
+    storage: Optional[str] = typer.Option(None, help="the ledger every worker shares: postgresql://user@host/db "
+                                          "(a .journal file works only on a shared filesystem with file locks); "
+                                          "default sweeps/<study>/ledger.journal"),
+    workers: int = typer.Option(1, min=1, help="array tasks (workers), each claiming trials until none is left"),
+    gpus_per_worker: int = typer.Option(1, min=0, help="GPUs per task (--gpus-per-node); one trial per GPU"),
+    partition: Optional[str] = typer.Option(None, help="Slurm partition"),
+    time: str = typer.Option("24:00:00", help="time limit per task (Slurm format: minutes, HH:MM:SS, "
+                             "D-HH:MM:SS); at the limit a task hands its trials back and is requeued"),
+    scale: Scale = typer.Option(Scale.paper, help="run size of every worker"),
+    sweeps_dir: Path = typer.Option(Path("sweeps"), help="where sweeps/<study>/ (trial folders, logs) is written; "
+                                    "shared by every node"),
+    cpus_per_worker: int = typer.Option(8, min=1, help="CPU cores per task"),
+    mem_gb: Optional[int] = typer.Option(None, min=1, help="memory per task in GB"),
+    gres: Optional[str] = typer.Option(None, help="a --gres value (e.g. gpu:a100:2) instead of --gpus-per-node"),
+    sbatch: list[str] = typer.Option([], help="more sbatch options as KEY=VALUE (account=..., qos=..., "
+                                     "constraint=...); repeatable"),
+    max_requeues: int = typer.Option(3, min=0, help="times a task is requeued after its time limit"),
+    max_retries: int = typer.Option(2, min=0, help="times a failed trial is retried"),
+    prices: Optional[Path] = typer.Option(None, help="JSON {device name: $ per device-hour}"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print the sbatch script submitit would submit; submit "
+                                 "nothing"),
+    local: bool = typer.Option(False, "--local", help="run the same workers on this machine (submitit's "
+                               "LocalExecutor) and wait for them"),
+    redefine: bool = typer.Option(False, help="accept a definition whose trials clash with the ones the ledger "
+                                  "holds under this study's name"),
+) -> None:
+    """Submit the workers of a study as a Slurm job array (through submitit); each task runs `tina-sweep worker`."""
+    import os
+
+    from tina_sweep import launch
+    from tina_sweep.config import ConfigError
+    from tina_sweep.cost import load_prices
+    from tina_sweep.preflight import check_storage_url, describe_storage
+
+    if dry_run and local:
+        fail("--dry-run and --local: choose one")
+    if not (dry_run or local) and not launch.sbatch_available():
+        fail("Slurm's sbatch is not on PATH here: run this on a Slurm login node, or pass --local (the same "
+             "workers on this machine) or --dry-run (print the job script)", 1)
+    try:
+        minutes = launch.parse_time(time)
+        flags = launch.parse_sbatch_flags(sbatch)
+        if storage is not None:
+            check_storage_url(storage)
+    except ConfigError as error:
+        fail(str(error))
+    study, trials = _load(study_file, scale.value)
+    try:
+        price_table = load_prices(prices)
+    except (OSError, ValueError) as error:
+        fail(f"--prices {prices}: {error}")
+    sweeps = sweeps_dir.resolve()
+    options = launch.SlurmOptions(workers, minutes, gpus_per_worker, cpus_per_worker, partition, gres, mem_gb,
+                                  max_requeues, sbatch=flags)
+    command = launch.worker_command(str(study_file.resolve()), storage, scale.value, str(sweeps))
+    folder, job_name = sweeps / study.name / "slurm", f"tina-{study.name}"
+    if not local and not launch.is_shared_storage(storage):
+        errors.print(f"[yellow]warning:[/] the ledger {escape(describe_storage(storage, sweeps / study.name))} is a "
+                     "file: every node must reach it on a shared filesystem with working file locks (NFS often has "
+                     "none); a database is safer: --storage postgresql://user@host/db", highlight=False,
+                     soft_wrap=True)
+    if dry_run:
+        try:
+            typer.echo(launch.sbatch_script(folder, options, job_name, command))
+        except ValueError as error:  # submitit rejects a parameter
+            fail(f"sbatch options: {' '.join(str(error).split())[:300]}")
+        return
+    _preflight(study, trials, scale.value, storage, sweeps_dir, redefine)
+    settings = launch.WorkerSettings(str(study_file.resolve()), study.name, scale.value, str(sweeps),
+                                     slots=max(1, gpus_per_worker),
+                                     threads=max(1, (os.cpu_count() or 1) // workers) if local else None,
+                                     prices=price_table, max_retries=max_retries)
+    try:
+        jobs = launch.submit(launch.SlurmWorker(settings, storage), folder, options, job_name, command, storage,
+                             local)
+    except Exception as error:
+        from tina_sweep.secrets import mask_url
+
+        fail(mask_url(f"submission failed: {type(error).__name__}: {' '.join(str(error).split())}")[:400], 1)
+    where = describe_storage(storage, sweeps / study.name)
+    if not local:
+        console.print(f"Submitted {workers} worker(s) of {study.name} as Slurm job {jobs[0].job_id.split('_')[0]} "
+                      f"(logs: {folder}); follow with `tina-sweep status {study.name} --sweeps-dir {sweeps}"
+                      + (f" --storage {where}`" if storage else "`"), highlight=False, soft_wrap=True)
+        return
+    console.print(f"{workers} local worker(s) of {study.name} started (logs: {folder}); waiting", highlight=False)
+    failures = []
+    for job in jobs:
+        try:
+            job.result()
+        except Exception as error:
+            failures.append(f"worker {job.job_id}: {' '.join(str(error).split())[-200:]}")
+    _launch_summary(study, trials, storage, sweeps_dir, failures)
+
+
+def _launch_summary(study, trials, storage: Optional[str], sweeps_dir: Path, failures: list[str]) -> None:
+    from tina_sweep.ledger import Ledger
+    from tina_sweep.runner import study_jobs
+    from tina_sweep.secrets import mask_url
+
+    ids = [job.job_id for job in study_jobs(study, trials)]
+    ledger = Ledger(study.name, storage, sweeps_dir / study.name)
+    try:
+        counts = ledger.counts(ids)
+    finally:
+        ledger.close()
+    console.print(f"{study.name}: {counts.finished} of {len(ids)} jobs finished", highlight=False)
+    if failures:
+        fail(mask_url(f"{len(failures)} worker(s) failed: {failures[0]}"), 1)
+    if counts.finished < len(ids):
+        fail(f"{len(ids) - counts.finished} job(s) did not finish (see `tina-sweep status {study.name}`)", 1)
 
 
 def main() -> None:  # pragma: no cover - console-script entry

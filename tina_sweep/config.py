@@ -24,7 +24,16 @@ PositiveInt = Annotated[int, Field(strict=True), AfterValidator(_positive_int)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
-REWARD_NAMES = ("accuracy", "boxed_format", "format", "tag_count", "cosine", "length")
+REWARD_NAMES = ("accuracy", "boxed_format", "format", "tag_count", "cosine", "length", "length_l1_exact",
+                "length_l1_max", "reasoning_steps", "repetition_penalty")
+# The parameters each reward accepts in ``RewardSpec.params`` (see tina_sweep.rewards for their meaning).
+REWARD_PARAMS: dict[str, tuple[str, ...]] = {
+    "cosine": ("max_len", "min_value_wrong", "max_value_wrong", "min_value_correct", "max_value_correct",
+               "clip_length"),
+    "repetition_penalty": ("ngram_size", "max_penalty"),
+    "length_l1_exact": ("alpha",),
+    "length_l1_max": ("alpha", "delta"),
+}
 ALGORITHMS = ("grpo", "dr_grpo")
 
 
@@ -57,6 +66,30 @@ class PromptSpec(Spec):
     instruction: str = Field("Give only the final number inside \\boxed{}.",
                              description="appended to every question, train and eval alike")
     examples: list[Example] = Field(default_factory=list, description="few-shot turns before the question")
+    template: str | None = Field(None, description="the user turn, with {question} where the question goes "
+                                                   "(replaces question + instruction; instruction must be empty)")
+    chat_template: str | None = Field(None, description="a named chat template (tina_sweep.prompts.CHAT_TEMPLATES) "
+                                                        "or Jinja text; None keeps the tokenizer's own")
+    target_length_range: tuple[PositiveInt, PositiveInt] | None = Field(
+        None, description="L1 prompts: append 'Think for N tokens.' to the system prompt, N drawn uniformly per "
+                          "training problem from [low, high] (seeded); the length_l1_* rewards read N")
+
+    @model_validator(mode="after")
+    def _prompt_consistent(self) -> "PromptSpec":
+        if self.template is not None:
+            if "{question}" not in self.template:
+                raise ValueError("template: must contain {question}")
+            if self.instruction:
+                raise ValueError("instruction: must be empty when template is set (the template is the whole user turn)")
+        if self.chat_template is not None and "{" not in self.chat_template:
+            from tina_sweep.prompts import CHAT_TEMPLATES
+
+            if self.chat_template not in CHAT_TEMPLATES:
+                raise ValueError(f"chat_template: unknown name {self.chat_template!r} "
+                                 f"(known: {', '.join(CHAT_TEMPLATES)}; or give Jinja text)")
+        if self.target_length_range is not None and self.target_length_range[0] > self.target_length_range[1]:
+            raise ValueError(f"target_length_range: low > high, got {list(self.target_length_range)}")
+        return self
 
 
 class LoraSpec(Spec):
@@ -76,6 +109,17 @@ class LoraSpec(Spec):
 class RewardSpec(Spec):
     name: Literal[REWARD_NAMES]  # type: ignore[valid-type]
     weight: float = 1.0
+    params: dict[str, float | int | bool] = Field(
+        default_factory=dict, description="the reward's own parameters (REWARD_PARAMS lists which it takes)")
+
+    @model_validator(mode="after")
+    def _known_params(self) -> "RewardSpec":
+        allowed = REWARD_PARAMS.get(self.name, ())
+        unknown = sorted(set(self.params) - set(allowed))
+        if unknown:
+            raise ValueError(f"params.{unknown[0]}: reward {self.name!r} takes "
+                             f"{', '.join(allowed) if allowed else 'no parameters'}")
+        return self
 
 
 class AlgorithmSpec(Spec):
@@ -89,7 +133,16 @@ class AlgorithmSpec(Spec):
     max_completion_length: PositiveInt = 48
     rewards: list[RewardSpec] = Field(default_factory=lambda: [RewardSpec(name="accuracy")], min_length=1)
     use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] = Field(
+        "colocate", description="colocate: a vLLM engine inside each training process (TRL 1.x); server: trl vllm-serve")
     vllm_gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.4
+    vllm_max_model_length: PositiveInt | None = Field(None, description="vLLM max_model_len (prompt + completion)")
+    vllm_enable_sleep_mode: bool = Field(
+        False, description="colocate: offload vLLM's weights and KV cache while the trainer steps (frees memory, "
+                           "costs a reload per step)")
+    vllm_importance_sampling_correction: bool = Field(
+        False, description="TRL 1.x truncated importance sampling of vLLM rollouts (TRL's default is on; the TRL "
+                           "0.15 trainer of the Tina recipes had none)")
 
     @field_validator("rewards")
     @classmethod
@@ -106,7 +159,8 @@ class TrainingSpec(Spec):
     lr_scheduler_type: Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_min_lr"] = "constant"
     min_lr_rate: Probability = 0.1
     warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    max_steps: PositiveInt = 30
+    max_steps: PositiveInt | None = Field(30, description="the scheduler horizon in optimizer steps; None: one "
+                                                         "epoch of the training set (the recipes without max_steps)")
     prompts_per_step: PositiveInt = Field(2, description="distinct prompts per optimizer step (per device)")
     gradient_accumulation_steps: PositiveInt = 1
     save_steps: PositiveInt = 10
@@ -126,7 +180,10 @@ class DataSpec(Spec):
 
 
 class EvalSpec(Spec):
-    backend: Literal["transformers"] = "transformers"
+    backend: Literal["transformers", "vllm", "lighteval"] = Field(
+        "transformers", description="transformers (CPU/GPU); vllm (one engine, every adapter as a LoRARequest, our "
+                                    "grading); lighteval (the paper's protocol: merged adapter, LightEval + vLLM)")
+    prompt: PromptSpec | None = Field(None, description="the evaluation prompt; None: the trial's training prompt")
     benchmarks: list[DataSpec] = Field(default_factory=lambda: [DataSpec(name="arithmetic", limit=100)], min_length=1)
     samples_per_problem: PositiveInt = 1
     temperature: Annotated[float, Field(ge=0)] = 0.0
@@ -135,6 +192,11 @@ class EvalSpec(Spec):
     max_new_tokens: PositiveInt = 48
     batch_size: PositiveInt = 32
     dtype: Literal["float32", "bfloat16"] = "float32"
+    max_model_length: PositiveInt | None = Field(None, description="vllm/lighteval: the engine's max_model_len")
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.7, description="vllm/lighteval: the share of GPU memory the evaluation engine may take")
+    check_adapters: bool = Field(True, description="vllm: once per study, check that an adapter's greedy outputs "
+                                                   "differ from the base model's and match a merged copy's")
 
     @field_validator("benchmarks")
     @classmethod
@@ -173,6 +235,10 @@ class TrialSpec(Spec):
             if benchmark.name == "arithmetic" and benchmark.path is None and (benchmark.limit or 0) > 1000:
                 raise ValueError(f"eval.benchmarks.{index}.limit: the held-out arithmetic set has 1000 problems "
                                  f"(training never sees them), got {benchmark.limit}")
+        l1 = [r.name for r in self.algorithm.rewards if r.name.startswith("length_l1")]
+        if l1 and self.prompt.target_length_range is None:
+            raise ValueError(f"prompt.target_length_range: reward {l1[0]!r} needs a target length per prompt "
+                             "(set prompt.target_length_range, e.g. [100, 4000])")
         if self.eval.temperature == 0 and self.eval.samples_per_problem > 1:
             raise ValueError("eval.samples_per_problem: greedy decoding (eval.temperature 0) gives one distinct "
                              f"completion, so n must be 1 or the temperature > 0, got {self.eval.samples_per_problem}")

@@ -73,9 +73,11 @@ TRAINING_SETS: dict[str, Source] = {s.name: s for s in [
     Source("open_rs", "hub", "knoveleng/open-rs", description="Open-RS, 7k"),
     Source("open_s1", "hub", "knoveleng/open-s1", description="Open-S1, 18.6k"),
     Source("open_r1", "hub", "open-r1/OpenR1-Math-220k", hub_config="default", description="OpenR1-Math, 93.7k"),
-    Source("open_thoughts", "hub", "bethgelab/CuratedThoughts", hub_config="OpenR1-Math-220k-default",
+    Source("open_thoughts", "hub", "bethgelab/CuratedThoughts", hub_config="OpenThoughts-114k-math-default",
            description="OpenThoughts (CuratedThoughts), 66.1k"),
-    Source("ii_thought", "hub", "Intelligent-Internet/II-Thought-RL-v0-Math-50K", description="II-Thought math, 50k"),
+    Source("ii_thought", "hub", "Intelligent-Internet/II-Thought-RL-v0-Math-50K", "messages", "verification_info",
+           description="II-Thought math, 50k (question: first message; answer: verification_info's answer.value)"),
+    Source("fastcurl", "hub", "Nickyang/FastCuRL", description="FastCuRL, 80.6k (Tina's recipe 'fastcurl')"),
 ]}
 
 
@@ -157,6 +159,8 @@ def rows_to_problems(rows: list[dict], source_name: str, question_field: str, an
     """Turn raw rows into problems; a row missing a field or with an unreadable answer is an error."""
     problems = []
     for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DataError(f"{source_name}: row {index} is not an object with named fields, got {str(row)[:60]!r}")
         missing = [f for f in question_field.split("+") + [answer_field] if f not in row]
         if missing:
             raise DataError(f"{source_name}: row {index} has no field {missing[0]!r} (fields: {sorted(row)})")
@@ -170,9 +174,18 @@ def rows_to_problems(rows: list[dict], source_name: str, question_field: str, an
 
 def read_rows(path: Path) -> list[dict]:
     """Rows of a JSONL file, or of a JSON file holding a list."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text (byte {error.start})") from None
     if path.suffix == ".json":
-        return json.loads(text)
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
+        if not isinstance(rows, list):
+            raise DataError(f"{path}: a .json file must hold a list of rows, got {type(rows).__name__}")
+        return rows
     rows = []
     for line_number, line in enumerate(text.splitlines(), 1):
         if line.strip():
@@ -200,6 +213,13 @@ def _load_hub(source: Source) -> list[dict]:
     return [dict(row) for row in dataset]
 
 
+def ii_thought_row(row: dict) -> dict:
+    """II-Thought keeps the question as a chat (``messages[0].content``) and the answer inside a JSON string
+    (``verification_info`` -> ``answer.value``), as Tina's grpo.py reads them."""
+    return {**row, "messages": row["messages"][0]["content"],
+            "verification_info": json.loads(row["verification_info"])["answer"]["value"]}
+
+
 def load_source(source: Source, *, count: int | None = None, seed: int = 0) -> list[Problem]:
     """Load every problem of a catalog source (``count`` sizes the generated arithmetic task)."""
     if source.kind == "generated":
@@ -207,6 +227,8 @@ def load_source(source: Source, *, count: int | None = None, seed: int = 0) -> l
             return arithmetic_eval(count or 100)
         return arithmetic_train(count or 2000, seed)
     rows = read_rows(bundled_path(source.location)) if source.kind == "bundled" else _load_hub(source)
+    if source.name == "ii_thought":
+        rows = [ii_thought_row(row) for row in rows]
     return rows_to_problems(rows, source.name, source.question_field, source.answer_field, source.answer_format)
 
 

@@ -45,7 +45,7 @@ def load_eval_model(model: ModelSpec, adapter_dir: Path | None, dtype: str):
     """The base model, with a LoRA adapter merged in when given (merged weights decode faster)."""
     from tina_sweep.train import load_model_and_tokenizer
 
-    base, tokenizer = load_model_and_tokenizer(model.name, dtype)
+    base, tokenizer = load_model_and_tokenizer(model.name, dtype, model.attn_implementation)
     if adapter_dir is not None:
         from peft import PeftModel
 
@@ -97,11 +97,30 @@ def evaluate_benchmark(model, tokenizer, problems: list[Problem], name: str, pro
                            time.perf_counter() - started, outcomes)
 
 
+def evaluation_prompt(prompt: PromptSpec, spec: EvalSpec) -> PromptSpec:
+    """The prompt evaluation uses: ``eval.prompt`` when set (the paper evaluates with its own math template and
+    no system prompt), else the trial's training prompt."""
+    return spec.prompt if spec.prompt is not None else prompt
+
+
 def evaluate_model(model_spec: ModelSpec, prompt: PromptSpec, spec: EvalSpec, adapter_dir: Path | None,
                    out_dir: Path, seed: int,
                    on_progress: Callable[[str, int, int], None] | None = None) -> list[BenchmarkResult]:
-    """Evaluate a model (optionally with an adapter) on every benchmark; write per-problem outcomes."""
+    """Evaluate a model (optionally with an adapter) on every benchmark with the spec's backend; write
+    per-problem outcomes."""
+    prompt = evaluation_prompt(prompt, spec)
+    if spec.backend == "vllm":
+        from tina_sweep.backends.vllm_backend import evaluate_with_vllm
+
+        return evaluate_with_vllm(model_spec, prompt, spec, adapter_dir, out_dir, seed, on_progress)
+    if spec.backend == "lighteval":
+        from tina_sweep.backends.lighteval_backend import evaluate_with_lighteval
+
+        return evaluate_with_lighteval(model_spec, prompt, spec, adapter_dir, out_dir, seed, on_progress)
+    from tina_sweep.prompts import apply_chat_template_choice
+
     model, tokenizer = load_eval_model(model_spec, adapter_dir, spec.dtype)
+    apply_chat_template_choice(tokenizer, prompt)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for benchmark in spec.benchmarks:

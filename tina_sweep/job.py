@@ -41,7 +41,7 @@ class Job:
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # several processes may write the same file
     tmp.write_text(json.dumps(payload, indent=2, default=str))
     os.replace(tmp, path)
 

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,12 +65,27 @@ def resolve_model(name: str) -> str:
     if entry is None:
         return name  # a local directory or a hub id, used as given
     if entry.source == "embedded":
-        return str(ensure_embedded_model())
+        with _cache_lock(name):
+            return str(ensure_embedded_model())
     if entry.source == "tiny":
         from tina_sweep.tiny import ensure_tiny_model
 
-        return str(ensure_tiny_model(cache_root() / "models" / "tiny-random-qwen2"))
+        with _cache_lock(name):
+            return str(ensure_tiny_model(cache_root() / "models" / "tiny-random-qwen2"))
     return entry.source
+
+
+@contextmanager
+def _cache_lock(name: str) -> Iterator[None]:
+    """One process at a time builds a cached model (several workers may start at once); the others wait and
+    then find it built."""
+    import fcntl
+
+    folder = cache_root() / "models"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f".{name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def ensure_embedded_model() -> Path:

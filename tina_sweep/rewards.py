@@ -1,9 +1,11 @@
 """Reward functions for GRPO, by name (``accuracy``, ``boxed_format``, ``format``, ``tag_count``, ``cosine``,
-``length``), with TRL's reward signature: ``f(prompts, completions, answers, **kwargs) -> list[float]``.
+``length``, ``length_l1_exact``, ``length_l1_max``, ``reasoning_steps``, ``repetition_penalty``), with TRL's
+reward signature: ``f(prompts, completions, answers, **kwargs) -> list[float]``.
 
 ``accuracy`` and ``boxed_format`` use the strict grader (last box only; an empty box earns nothing).
-``format``, ``tag_count``, ``cosine`` and ``length`` follow the definitions used by the Tina recipes
-(open-r1 / Kimi 1.5), measured in characters of the completion text.
+The others follow the definitions of the Tina recipes (tina/post_train_hf/rewards.py, from open-r1 / Kimi 1.5 /
+L1 / "Demystifying Long CoT"), measured in characters (or words, for repetition) of the completion text; where
+they need correctness they use the strict grader too (Tina's used math-verify's first match, boxed first).
 """
 
 from __future__ import annotations
@@ -62,19 +64,33 @@ def tag_count(completions: list, **_: object) -> list[float]:
     return rewards
 
 
-def make_cosine(max_len: int = 1000, min_correct: float = 0.5, max_correct: float = 1.0,
-                min_wrong: float = -0.5, max_wrong: float = 0.0) -> RewardFunction:
-    """Length-scaled correctness: shorter correct answers score higher, longer wrong ones less badly."""
+def make_cosine(max_len: int = 1000, min_value_correct: float = 0.5, max_value_correct: float = 1.0,
+                min_value_wrong: float = -0.5, max_value_wrong: float = 0.0, clip_length: bool = True
+                ) -> RewardFunction:
+    """Length-scaled correctness (open-r1's cosine_scaled_reward): r = low + (high - low)(1 + cos(pi p)) / 2 with
+    p = len / max_len; correct answers go from max_value_correct (empty) to min_value_correct (p = 1), wrong ones
+    from min_value_wrong (empty) to max_value_wrong (p = 1). With the defaults shorter correct answers score higher
+    and longer wrong ones less badly. The Tina recipes pass min_value_wrong 0.0, max_value_wrong -0.5 (so a longer
+    wrong answer is penalised *more*) and do not clip p at 1 (``clip_length=False``: past max_len the reward
+    follows the cosine back up and down)."""
 
     def cosine(completions: list, answers: list, **_: object) -> list[float]:
         rewards = []
         for text, ok in zip((completion_text(c) for c in completions), _correct(completions, answers)):
-            progress = min(len(text), max_len) / max_len
-            low, high = (min_correct, max_correct) if ok else (max_wrong, min_wrong)
+            progress = (min(len(text), max_len) if clip_length else len(text)) / max_len
+            low, high = (min_value_correct, max_value_correct) if ok else (max_value_wrong, min_value_wrong)
             rewards.append(low + 0.5 * (high - low) * (1.0 + math.cos(progress * math.pi)))
         return rewards
 
     return cosine
+
+
+def tina_cosine_params(max_len: int = 1000) -> dict:
+    """The cosine parameters of the Tina recipes: tina/config.py's defaults (min_value_wrong 0.0, max_value_wrong
+    -0.5, correct 0.5..1.0, max_len 1000; its train script passes --cosine_max_len 3584 for open_rs3, its Dr.GRPO
+    ablation, open_r1 and thoughts), with open-r1's unclipped length."""
+    return {"max_len": max_len, "min_value_wrong": 0.0, "max_value_wrong": -0.5, "min_value_correct": 0.5,
+            "max_value_correct": 1.0, "clip_length": False}
 
 
 def length(completions: list, answers: list, **_: object) -> list[float]:
@@ -90,16 +106,92 @@ def length(completions: list, answers: list, **_: object) -> list[float]:
     return rewards
 
 
-def reward_function(name: str, max_completion_length: int) -> RewardFunction:
-    """The reward function registered under ``name``, named so TRL logs it as ``rewards/<name>``."""
-    table: dict[str, RewardFunction] = {
-        "accuracy": accuracy,
-        "boxed_format": boxed_format,
-        "format": think_format,
-        "tag_count": tag_count,
-        "cosine": make_cosine(max_len=max(max_completion_length, 1)),
-        "length": length,
+_STEP_MARKERS = re.compile(r"(Step \d+:|^\d+\.|\n-|\n\*|First,|Second,|Next,|Finally,)")
+
+
+def reasoning_steps(completions: list, **_: object) -> list[float]:
+    """min(1, markers / 3): 'Step N:', 'N.' at the very start, a new line opening with '-' or '*', or 'First,',
+    'Second,', 'Next,', 'Finally,' (Tina's regex, without re.MULTILINE, so '^' matches only the text's start)."""
+    return [min(1.0, len(_STEP_MARKERS.findall(completion_text(c))) / 3) for c in completions]
+
+
+def make_repetition_penalty(ngram_size: int = 3, max_penalty: float = -1.0) -> RewardFunction:
+    """N-gram repetition penalty ("Demystifying Long CoT", App. C.2): (1 - distinct / total n-grams of the
+    lower-cased words) x max_penalty; 0 for a text with fewer than n words."""
+    if max_penalty > 0:
+        raise ValueError(f"max_penalty {max_penalty} should not be positive")
+    size = int(ngram_size)
+
+    def repetition_penalty(completions: list, **_: object) -> list[float]:
+        rewards = []
+        for completion in completions:
+            words = completion_text(completion).lower().split()
+            if len(words) < size:
+                rewards.append(0.0)
+                continue
+            grams = list(zip(*[words[i:] for i in range(size)]))
+            rewards.append((1 - len(set(grams)) / len(grams)) * max_penalty)
+        return rewards
+
+    return repetition_penalty
+
+
+def _target_lengths(kwargs: dict, count: int) -> list[int]:
+    targets = kwargs.get("target_length")
+    if targets is None or len(targets) != count:
+        raise ValueError("the length_l1_* rewards need a target_length per completion (set prompt.target_length_range)")
+    return [int(t) for t in targets]
+
+
+def make_length_l1_exact(alpha: float = 0.0003) -> RewardFunction:
+    """L1-Exact (Aggarwal & Welleck, 2025) as the Tina recipe defines it: correct -> 1 - alpha |len - target|,
+    wrong -> -alpha |len - target|, len in characters; 0 for every completion of a group of equal lengths. Tina's
+    function compares each length with the whole target_length *column* (a list) and so raises a TypeError on the
+    first call; this is the evident intent, per completion."""
+
+    def length_l1_exact(completions: list, answers: list, **kwargs: object) -> list[float]:
+        lengths = [len(completion_text(c)) for c in completions]
+        if max(lengths) == min(lengths):
+            return [0.0] * len(completions)
+        targets = _target_lengths(kwargs, len(completions))
+        return [(1.0 if ok else 0.0) - alpha * abs(size - target)
+                for size, target, ok in zip(lengths, targets, _correct(completions, answers))]
+
+    return length_l1_exact
+
+
+def make_length_l1_max(alpha: float = 0.0003, delta: float = 0.5) -> RewardFunction:
+    """L1-Max as the Tina recipe defines it: correct -> clip(alpha (target - len) + delta, 0, 1), wrong -> 0
+    (lengths in characters; 0 for a group of equal lengths); per completion, like length_l1_exact."""
+
+    def length_l1_max(completions: list, answers: list, **kwargs: object) -> list[float]:
+        lengths = [len(completion_text(c)) for c in completions]
+        if max(lengths) == min(lengths):
+            return [0.0] * len(completions)
+        targets = _target_lengths(kwargs, len(completions))
+        return [max(0.0, min(alpha * (target - size) + delta, 1.0)) if ok else 0.0
+                for size, target, ok in zip(lengths, targets, _correct(completions, answers))]
+
+    return length_l1_max
+
+
+def reward_function(name: str, max_completion_length: int, params: dict | None = None) -> RewardFunction:
+    """The reward function registered under ``name`` with its ``params``, named so TRL logs it as
+    ``rewards/<name>``. Without a ``max_len`` parameter, ``cosine`` decays over ``max_completion_length``
+    characters."""
+    params = dict(params or {})
+    factories: dict[str, Callable[..., RewardFunction]] = {
+        "accuracy": lambda: accuracy,
+        "boxed_format": lambda: boxed_format,
+        "format": lambda: think_format,
+        "tag_count": lambda: tag_count,
+        "cosine": lambda **p: make_cosine(**{"max_len": max(max_completion_length, 1), **p}),
+        "length": lambda: length,
+        "length_l1_exact": make_length_l1_exact,
+        "length_l1_max": make_length_l1_max,
+        "reasoning_steps": lambda: reasoning_steps,
+        "repetition_penalty": make_repetition_penalty,
     }
-    function = table[name]
+    function = factories[name](**params)
     function.__name__ = name
     return function

@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from tina_sweep.prompts import OPEN_R1_SYSTEM_PROMPT, TINA_MATH_QUERY_TEMPLATE
+
 # The worked example shown before every cpu-scale question. Its operand 60 lies outside the generator's
 # range, so it never coincides with a training or held-out problem. Measured on 100 held-out problems
 # (greedy, strict grading): with no example the model never writes a box (Pass@1 0.00); with this one it boxes
@@ -19,14 +21,6 @@ from typing import Any
 CPU_EXAMPLES = [
     {"question": "What is 60 + 7?", "answer": "60 + 7 = 67\n\\boxed{67}"},
 ]
-
-TINA_SYSTEM_PROMPT = (
-    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The "
-    "assistant first thinks about the reasoning process in the mind and then provides the user with the answer, "
-    "and put your final answer within \\boxed{{}} . The reasoning process and answer are enclosed within "
-    "<think> </think> and <answer> </answer> tags, respectively, i.e., <think> reasoning process here </think> "
-    "<answer> answer here </answer>. Note that respond by English, NOT use other languages."
-).replace("{{}}", "{}")
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -55,22 +49,34 @@ SCALES: dict[str, dict[str, Any]] = {
         "eval": {"benchmarks": [{"name": "arithmetic", "limit": 100}, {"name": "mawps", "limit": 50}],
                  "temperature": 0.0, "max_new_tokens": 24, "batch_size": 50},
     },
+    # The Tina repository's LIMR recipe (recipes/DeepSeek-R1-Distill-Qwen-1.5B/grpo/model_curated_limr.yaml), the
+    # base every paper-scale study starts from; a study's paper entry sets what its recipes change (see
+    # docs/recipe_parity.md, checked by tests/test_recipes.py against tina_recipes.csv).
     "paper": {
-        "model": {"name": "deepseek-r1-distill-qwen-1.5b", "dtype": "bfloat16", "attn_implementation": "sdpa"},
-        "prompt": {"system": TINA_SYSTEM_PROMPT, "instruction": ""},
+        "model": {"name": "deepseek-r1-distill-qwen-1.5b", "dtype": "bfloat16",
+                  "attn_implementation": "flash_attention_2"},
+        "prompt": {"system": OPEN_R1_SYSTEM_PROMPT, "instruction": "", "chat_template": "deepseek_r1_reason"},
         "lora": {"rank": 32, "alpha_per_rank": 4.0, "dropout": 0.05, "target_modules": ALL_LINEAR},
-        "algorithm": {"name": "grpo", "beta": 0.04, "num_generations": 4, "max_completion_length": 3584,
-                      "temperature": 0.7, "rewards": [{"name": "format", "weight": 1.0},
-                                                      {"name": "accuracy", "weight": 2.0}],
-                      "use_vllm": True, "vllm_gpu_memory_utilization": 0.4},
+        "algorithm": {"name": "grpo", "beta": 0.04, "epsilon": 0.2, "num_generations": 4,
+                      "max_completion_length": 3584, "temperature": 0.7, "top_p": 1.0, "top_k": 0,
+                      "rewards": [{"name": "format", "weight": 1.0}, {"name": "accuracy", "weight": 2.0}],
+                      "use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": 0.4,
+                      "vllm_max_model_length": 4608, "vllm_enable_sleep_mode": False,
+                      "vllm_importance_sampling_correction": False},
         "training": {"learning_rate": 1e-6, "lr_scheduler_type": "cosine_with_min_lr", "min_lr_rate": 0.1,
                      "warmup_ratio": 0.1, "max_steps": 360, "prompts_per_step": 1,
-                     "gradient_accumulation_steps": 4, "save_steps": 100},
+                     "gradient_accumulation_steps": 4, "save_steps": 10, "weight_decay": 0.0, "max_grad_norm": 1.0},
         "dataset": {"name": "limr"},
-        "eval": {"benchmarks": [{"name": b} for b in ("aime24", "aime25", "amc23", "math500", "gpqa_diamond",
+        # Tina's evaluation (scripts/eval/eval_post_train.sh): its math user turn, no system prompt, the model's
+        # own chat template, n = 1, temperature 0.6, top-p 0.95, 32,768 new tokens, max_model_length 32,768,
+        # gpu_memory_utilization 0.7. backend "lighteval" runs LightEval itself; "vllm" (the default here) serves
+        # every adapter of a study from one engine and grades with our strict grader.
+        "eval": {"backend": "vllm",
+                 "prompt": {"system": None, "instruction": "", "template": TINA_MATH_QUERY_TEMPLATE},
+                 "benchmarks": [{"name": b} for b in ("aime24", "aime25", "amc23", "math500", "gpqa_diamond",
                                                        "minerva")],
-                 "samples_per_problem": 1, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 32768,
-                 "batch_size": 64, "dtype": "bfloat16"},
+                 "samples_per_problem": 1, "temperature": 0.6, "top_p": 0.95, "top_k": 0, "max_new_tokens": 32768,
+                 "batch_size": 64, "dtype": "bfloat16", "max_model_length": 32768, "gpu_memory_utilization": 0.7},
     },
 }
 

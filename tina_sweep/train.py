@@ -8,6 +8,7 @@ received is saved as ``grpo_config.json`` beside the adapter.
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from trl import GRPOConfig, GRPOTrainer
 from tina_sweep.config import TrialSpec
 from tina_sweep.data import load_training_problems
 from tina_sweep.models import load_tokenizer, resolve_model
-from tina_sweep.prompts import chat_messages
+from tina_sweep.prompts import apply_chat_template_choice, chat_messages
 from tina_sweep.rewards import reward_function
 
 # The algorithm axis, as TRL 1.x fields (Dr. GRPO: Liu et al., 2025: no std scaling, no 1/|o| normalisation).
@@ -46,9 +47,15 @@ class TrainOutcome:
 
 def grpo_config(spec: TrialSpec, output_dir: Path, use_cpu: bool, report_to: str | list[str] = "none") -> GRPOConfig:
     """The complete GRPOConfig for a trial: algorithm mapping, budget, and CPU-safe precision settings."""
+    return GRPOConfig(**grpo_config_kwargs(spec, output_dir, use_cpu, report_to))
+
+
+def grpo_config_kwargs(spec: TrialSpec, output_dir: Path, use_cpu: bool, report_to: str | list[str] = "none") -> dict:
+    """The GRPOConfig fields for a trial, as a plain dict (so a GPU configuration can be inspected on a CPU
+    machine, where GRPOConfig itself refuses bf16)."""
     algorithm, training = spec.algorithm, spec.training
     scheduler_kwargs = {"min_lr_rate": training.min_lr_rate} if training.lr_scheduler_type == "cosine_with_min_lr" else None
-    return GRPOConfig(
+    return dict(
         output_dir=str(output_dir),
         **ALGORITHM_FIELDS[algorithm.name],
         beta=algorithm.beta,
@@ -68,7 +75,8 @@ def grpo_config(spec: TrialSpec, output_dir: Path, use_cpu: bool, report_to: str
         warmup_steps=training.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
         weight_decay=training.weight_decay,
         max_grad_norm=training.max_grad_norm,
-        max_steps=training.max_steps,
+        max_steps=training.max_steps if training.max_steps is not None else -1,
+        num_train_epochs=1,  # the horizon when max_steps is None (one epoch, as the recipes without max_steps)
         save_strategy="steps",
         save_steps=training.save_steps,
         save_total_limit=None,  # keep every checkpoint: checkpoint-wise evaluation reads them
@@ -79,8 +87,13 @@ def grpo_config(spec: TrialSpec, output_dir: Path, use_cpu: bool, report_to: str
         fp16=False,
         use_cpu=use_cpu,
         gradient_checkpointing=not use_cpu,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if not use_cpu else None,
         use_vllm=algorithm.use_vllm,
+        vllm_mode=algorithm.vllm_mode,
         vllm_gpu_memory_utilization=algorithm.vllm_gpu_memory_utilization,
+        vllm_max_model_length=algorithm.vllm_max_model_length,
+        vllm_enable_sleep_mode=algorithm.vllm_enable_sleep_mode,
+        vllm_importance_sampling_correction=algorithm.vllm_importance_sampling_correction,
         report_to=report_to,
         disable_tqdm=True,
         log_completions=False,
@@ -100,13 +113,45 @@ def lora_config(spec: TrialSpec) -> LoraConfig:
     )
 
 
-def load_model_and_tokenizer(model_name: str, dtype: str):
+def load_model_and_tokenizer(model_name: str, dtype: str, attn_implementation: str | None = None):
     """Load a causal LM and its tokenizer (pad token set) from a catalog name, directory or hub id."""
     source = resolve_model(model_name)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": "auto"}[dtype]
     tokenizer = load_tokenizer(source)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
+    extra = {"attn_implementation": usable_attention(attn_implementation)} if attn_implementation else {}
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **extra)
     return model, tokenizer
+
+
+def usable_attention(requested: str) -> str:
+    """``flash_attention_2`` (the recipes' choice) needs the flash-attn package and a CUDA GPU; without them the
+    same attention runs as ``sdpa`` (numerically equivalent up to kernel rounding), and this says so once."""
+    if requested != "flash_attention_2":
+        return requested
+    import importlib.util
+
+    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+        return requested
+    import warnings
+
+    warnings.warn("attn_implementation flash_attention_2 needs flash-attn and a CUDA GPU: using sdpa", stacklevel=2)
+    return "sdpa"
+
+
+def training_rows(spec: TrialSpec, problems) -> list[dict]:
+    """One dataset row per problem: the chat prompt and its answers, and with L1 prompts (Tina's
+    make_conv_for_grpo_l1) the target length drawn uniformly from ``prompt.target_length_range`` (seeded), which
+    the system prompt states and the length_l1_* rewards read."""
+    rng = random.Random(spec.seed)
+    span = spec.prompt.target_length_range
+    rows = []
+    for problem in problems:
+        target = rng.randint(span[0], span[1]) if span else None
+        row = {"prompt": chat_messages(problem.question, spec.prompt, target), "answers": list(problem.answers)}
+        if target is not None:
+            row["target_length"] = target
+        rows.append(row)
+    return rows
 
 
 class _StepReporter(TrainerCallback):
@@ -138,18 +183,17 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
     """Train one LoRA adapter with GRPO; write the adapter, config, log and checkpoints under ``trial_dir``.
     ``report_to=["wandb"]`` streams the training metrics into the W&B run open in this process."""
     use_cpu = not torch.cuda.is_available()
-    model, tokenizer = load_model_and_tokenizer(spec.model.name, spec.model.dtype)
+    model, tokenizer = load_model_and_tokenizer(spec.model.name, spec.model.dtype, spec.model.attn_implementation)
+    apply_chat_template_choice(tokenizer, spec.prompt)
     problems = load_training_problems(spec)
-    dataset = Dataset.from_list([
-        {"prompt": chat_messages(problem.question, spec.prompt), "answers": list(problem.answers)}
-        for problem in problems
-    ])
+    dataset = Dataset.from_list(training_rows(spec, problems))
     checkpoint_dir = trial_dir / "checkpoints"
     args = grpo_config(spec, checkpoint_dir, use_cpu, report_to)
     callbacks = [_StepReporter(on_step)] if on_step else []
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=[reward_function(r.name, spec.algorithm.max_completion_length) for r in spec.algorithm.rewards],
+        reward_funcs=[reward_function(r.name, spec.algorithm.max_completion_length, r.params)
+                      for r in spec.algorithm.rewards],
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
@@ -161,28 +205,48 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
         from tina_sweep.tracking import guard_wandb_callback
 
         guard_wandb_callback(trainer)  # a W&B error must not fail the trial
-    (trial_dir / "grpo_config.json").write_text(json.dumps(trainer.args.to_dict(), indent=2, default=str))
+    main_process = trainer.accelerator.is_main_process  # under `accelerate launch`, one writer
+    if main_process:
+        (trial_dir / "grpo_config.json").write_text(json.dumps(trainer.args.to_dict(), indent=2, default=str))
     resume = last_checkpoint(checkpoint_dir)
     started = time.perf_counter()
     adapter_dir = trial_dir / "adapter"
     resumed_state = json.loads((resume / "trainer_state.json").read_text()) if resume else {}
-    if resumed_state.get("global_step", 0) >= spec.training.max_steps:
+    horizon = spec.training.max_steps or resumed_state.get("max_steps") or float("inf")
+    if resumed_state and resumed_state.get("global_step", 0) >= horizon:
         # training had finished before the job failed (in evaluation, say): reuse it, train nothing more
         history_source, steps = resumed_state["log_history"], resumed_state["global_step"]
-        _copy_adapter(resume, adapter_dir)
+        if main_process:
+            _copy_adapter(resume, adapter_dir)
     else:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         trainer.save_model(str(adapter_dir))
         history_source, steps = trainer.state.log_history, trainer.state.global_step
     wall_seconds = time.perf_counter() - started
     history = [entry for entry in history_source if "reward" in entry]
-    with open(trial_dir / "train_log.jsonl", "w") as log:
-        for entry in history:
-            log.write(json.dumps(entry) + "\n")
+    if main_process:
+        with open(trial_dir / "train_log.jsonl", "w") as log:
+            for entry in history:
+                log.write(json.dumps(entry) + "\n")
+    _release_rollout_engine(trainer)
     completions_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
     generated = sum(int(round(e.get("completions/mean_length", 0) * completions_per_step)) for e in history)
     return TrainOutcome(adapter_dir, steps, wall_seconds, generated, history,
                         resumed_from=resume.name if resume else None)
+
+
+def _release_rollout_engine(trainer) -> None:
+    """Drop the colocated vLLM engine TRL built for rollouts, so evaluation (which may start its own engine in
+    this process) gets its GPU memory back."""
+    generation = getattr(trainer, "vllm_generation", None)
+    if generation is None or getattr(generation, "llm", None) is None:
+        return
+    generation.llm = None
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _copy_adapter(checkpoint: Path, adapter_dir: Path) -> None:
@@ -193,3 +257,28 @@ def _copy_adapter(checkpoint: Path, adapter_dir: Path) -> None:
     for name in ("adapter_config.json", "adapter_model.safetensors", "README.md"):
         if (checkpoint / name).exists():
             shutil.copy2(checkpoint / name, adapter_dir / name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train one trial from its spec file, e.g. on several GPUs under DeepSpeed ZeRO-2 (docs/gpu.md):
+
+        accelerate launch --config_file configs/accelerate/zero2.yaml --num_processes 2 \\
+            -m tina_sweep.train sweeps/<study>/trials/<id>/spec.json sweeps/<study>/trials/<id>
+
+    The spec file is a trial folder's spec.json ({"kind", "axes", "spec"}) or a bare TrialSpec as JSON."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tina_sweep.train", description=main.__doc__.splitlines()[0])
+    parser.add_argument("spec_file", type=Path)
+    parser.add_argument("trial_dir", type=Path)
+    args = parser.parse_args(argv)
+    payload = json.loads(args.spec_file.read_text())
+    spec = TrialSpec.model_validate(payload.get("spec", payload))
+    args.trial_dir.mkdir(parents=True, exist_ok=True)
+    outcome = train_trial(spec, args.trial_dir)
+    print(json.dumps({"adapter_dir": str(outcome.adapter_dir), "steps": outcome.steps,
+                      "wall_seconds": outcome.wall_seconds, "generated_tokens": outcome.generated_tokens}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""The GPU check's phases (benchmarks/gpu_check.sh runs them, each in its own process so every vLLM engine
+starts on a clean GPU and frees it when the process exits).
+
+    prepare WORK             build a tiny Qwen2 on disk (no network), write a local two-trial study file
+    train WORK               train both trials at paper-like settings: GRPO + LoRA, vLLM colocate rollouts
+    one_engine WORK          evaluate base + both adapters from ONE vLLM engine (LoRARequest per adapter)
+    restart WORK NAME        the paper's way for one adapter: merge it, start a fresh engine on the merged copy
+    check WORK               once per study: adapter outputs differ from the base and match the merged copy
+    summary WORK             print step time, eval tokens/s and the one-engine vs merge-and-restart ratio
+
+Every phase writes WORK/<phase>[-NAME].json; times include engine start-up (what a restart pays per adapter).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+STUDY_TEXT = '''"""GPU check: two LoRA ranks on a tiny local Qwen2, paper-style (written by benchmarks/gpu_check.py)."""
+
+from tina_sweep import Study
+
+study = Study(
+    name="gpu_check",
+    description="rank 8 vs 32 on a tiny local model: vLLM rollouts, vLLM multi-adapter evaluation",
+    axes={{"lora.rank": [8, 32]}},
+    scales={{"paper": {{"base": {{
+        "model.name": {model!r}, "model.attn_implementation": "sdpa",
+        "prompt.system": "Give only the final number inside \\\\boxed{{}}.", "prompt.chat_template": None,
+        "algorithm.num_generations": 4, "algorithm.max_completion_length": 64, "algorithm.temperature": 1.0,
+        "algorithm.rewards": [{{"name": "accuracy", "weight": 1.0}}, {{"name": "boxed_format", "weight": 0.5}}],
+        "algorithm.vllm_gpu_memory_utilization": 0.25, "algorithm.vllm_max_model_length": 512,
+        "training.learning_rate": 1e-3, "training.lr_scheduler_type": "constant", "training.warmup_ratio": 0.0,
+        "training.max_steps": 6, "training.prompts_per_step": 4, "training.gradient_accumulation_steps": 1,
+        "training.save_steps": 3, "dataset.name": "arithmetic", "dataset.limit": 256,
+        "eval.prompt": None, "eval.benchmarks": [{{"name": "arithmetic", "limit": 500}}],
+        "eval.samples_per_problem": 4, "eval.max_new_tokens": 128, "eval.max_model_length": 512,
+        "eval.gpu_memory_utilization": 0.5}}}}}},
+)
+'''
+
+
+def _write(work: Path, name: str, payload: dict) -> None:
+    (work / f"{name}.json").write_text(json.dumps(payload, indent=2))
+    print(json.dumps({name: payload}))
+
+
+def _read(work: Path, name: str) -> dict:
+    return json.loads((work / f"{name}.json").read_text())
+
+
+def gpu_tiny_model(target: Path) -> Path:
+    """The repository's tiny random Qwen2 and word-level tokenizer, widened to head_dim 64 (vLLM's attention
+    kernels take head sizes from 32 up), saved as safetensors."""
+    import shutil
+
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from tina_sweep.tiny import build_tiny_tokenizer
+
+    if (target / "model.safetensors").exists():
+        return target
+    tokenizer = build_tiny_tokenizer()
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         tie_word_embeddings=True, pad_token_id=0, eos_token_id=3, bos_token_id=None,
+                         torch_dtype="bfloat16")
+    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    config_file = partial / "tokenizer_config.json"
+    tokenizer_config = json.loads(config_file.read_text())
+    tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_file.write_text(json.dumps(tokenizer_config, indent=2))
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return target
+
+
+def trials(work: Path):
+    from tina_sweep.study import load_study, resolve
+
+    return resolve(load_study(work / "gpu_check_study.py"), "paper")
+
+
+def prepare(work: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    model = gpu_tiny_model(work / "tiny-qwen2-h256")
+    (work / "gpu_check_study.py").write_text(STUDY_TEXT.format(model=str(model)))
+    found = trials(work)
+    _write(work, "prepare", {"model": str(model), "trials": [t.trial_id for t in found]})
+
+
+def train(work: Path) -> None:
+    from tina_sweep.cost import current_device
+    from tina_sweep.train import train_trial
+
+    out = {"device": current_device().name, "device_count": current_device().count, "trials": {}}
+    for trial in trials(work):
+        trial_dir = work / "trials" / trial.trial_id
+        step_times: list[float] = []
+        last = [time.perf_counter()]
+
+        def on_step(step, total, logs, step_times=step_times, last=last):
+            now = time.perf_counter()
+            step_times.append(now - last[0])
+            last[0] = now
+
+        started = time.perf_counter()
+        outcome = train_trial(trial.spec, trial_dir, on_step=on_step)
+        out["trials"][trial.trial_id] = {
+            "rank": trial.spec.lora.rank, "steps": outcome.steps, "wall_seconds": time.perf_counter() - started,
+            "step_seconds": step_times, "adapter": str(outcome.adapter_dir),
+            "generated_tokens": outcome.generated_tokens}
+    _write(work, "train", out)
+
+
+def _jobs(work: Path):
+    """The study's adapters (the base model is evaluated once, by either way, so it is left out of both)."""
+    from tina_sweep.backends.vllm_backend import AdapterJob
+
+    adapters = _read(work, "train")["trials"]
+    return [AdapterJob(name, Path(info["adapter"]), work / "eval-one" / name) for name, info in adapters.items()]
+
+
+def one_engine(work: Path) -> None:
+    from tina_sweep.backends.vllm_backend import VLLMEvaluator
+    from tina_sweep.evaluate import evaluation_prompt
+
+    spec = trials(work)[0].spec
+    started = time.perf_counter()
+    evaluator = VLLMEvaluator(spec.model, spec.eval, _jobs(work), seed=0)
+    evaluator.start()
+    results = evaluator.evaluate_all(evaluation_prompt(spec.prompt, spec.eval))
+    total = time.perf_counter() - started
+    tokens = sum(r.generated_tokens for rs in results.values() for r in rs)
+    generate_seconds = sum(r.wall_seconds for rs in results.values() for r in rs)  # shares of one generate call
+    _write(work, "one_engine", {
+        "seconds_total": total, "engine_load_seconds": evaluator.load_seconds, "generate_seconds": generate_seconds,
+        "generated_tokens": tokens, "tokens_per_second_total": tokens / total,
+        "tokens_per_second_generating": tokens / max(generate_seconds, 1e-9),
+        "pass_at_1": {name: rs[0].pass_at_1 for name, rs in results.items()},
+        "engine_args": {k: v for k, v in evaluator.engine_args.items() if k not in ("model", "tokenizer")}})
+
+
+def restart(work: Path, name: str) -> None:
+    """Merge one adapter, start an engine on the merged copy, evaluate, exit (the paper's per-checkpoint way)."""
+    from tina_sweep.backends.lighteval_backend import merge_adapter
+    from tina_sweep.backends.vllm_backend import AdapterJob, VLLMEvaluator
+    from tina_sweep.config import ModelSpec
+    from tina_sweep.evaluate import evaluation_prompt
+
+    spec = trials(work)[0].spec
+    adapter = Path(_read(work, "train")["trials"][name]["adapter"])
+    started = time.perf_counter()
+    merged = merge_adapter(spec.model, adapter, work / "merged" / name, spec.eval.dtype)
+    merge_seconds = time.perf_counter() - started
+    evaluator = VLLMEvaluator(ModelSpec(name=str(merged), dtype=spec.model.dtype), spec.eval,
+                              [AdapterJob(name, None, work / "eval-restart" / name)], seed=0)
+    evaluator.start()
+    results = evaluator.evaluate_all(evaluation_prompt(spec.prompt, spec.eval))[name]
+    total = time.perf_counter() - started
+    tokens = sum(r.generated_tokens for r in results)
+    _write(work, f"restart-{name}", {"seconds_total": total, "merge_seconds": merge_seconds,
+                                     "engine_load_seconds": evaluator.load_seconds, "generated_tokens": tokens,
+                                     "tokens_per_second_total": tokens / total, "pass_at_1": results[0].pass_at_1})
+
+
+def check(work: Path) -> None:
+    """Greedy: base vs adapter (one engine) vs a merged copy (its own engine, run first and closed)."""
+    from tina_sweep.backends.lighteval_backend import merge_adapter
+    from tina_sweep.backends.vllm_backend import AdapterJob, VLLMEvaluator, merged_greedy
+    from tina_sweep.data import load_benchmark
+    from tina_sweep.evaluate import evaluation_prompt
+
+    spec = trials(work)[0].spec
+    prompt = evaluation_prompt(spec.prompt, spec.eval)
+    problems = load_benchmark(spec.eval.benchmarks[0])[:8]
+    name, info = next(iter(_read(work, "train")["trials"].items()))
+    merged = merge_adapter(spec.model, Path(info["adapter"]), work / "merged" / name, spec.eval.dtype)
+    merged_out = merged_greedy(spec.model, spec.eval, merged, prompt, problems, tokens=32)
+    job = AdapterJob(name, Path(info["adapter"]), work / "check" / name)
+    evaluator = VLLMEvaluator(spec.model, spec.eval, [job], seed=0)
+    result = evaluator.check_adapter(job, prompt, merged_out, problems, tokens=32)
+    _write(work, "check", result.as_dict())
+
+
+def summary(work: Path) -> dict:
+    trained = _read(work, "train")
+    one = _read(work, "one_engine")
+    restarts = [_read(work, f"restart-{name}") for name in trained["trials"]]
+    steps = [s for info in trained["trials"].values() for s in info["step_seconds"][1:]]  # skip the first step
+    restart_seconds = sum(r["seconds_total"] for r in restarts)
+    restart_tokens = sum(r["generated_tokens"] for r in restarts)
+    report = {
+        "device": f'{trained["device"]} x{trained["device_count"]}',
+        "train_step_seconds_median": sorted(steps)[len(steps) // 2] if steps else None,
+        "train_wall_seconds": {k: v["wall_seconds"] for k, v in trained["trials"].items()},
+        "eval_one_engine_seconds": one["seconds_total"],
+        "eval_one_engine_tokens_per_second": one["tokens_per_second_total"],
+        "eval_one_engine_tokens_per_second_generating": one["tokens_per_second_generating"],
+        "eval_restart_seconds": restart_seconds,
+        "eval_restart_tokens_per_second": restart_tokens / restart_seconds if restart_seconds else None,
+        # the same adapters, problems and samples both ways; > 1 means one engine is faster
+        "ratio_restart_over_one_engine": restart_seconds / one["seconds_total"],
+        "adapter_check": _read(work, "check") if (work / "check.json").exists() else None,
+    }
+    print(json.dumps({"summary": report}, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    phase, work = sys.argv[1], Path(sys.argv[2])
+    if phase == "restart":
+        restart(work, sys.argv[3])
+    else:
+        {"prepare": prepare, "train": train, "one_engine": one_engine, "check": check, "summary": summary}[phase](work)

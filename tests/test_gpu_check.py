@@ -1,0 +1,81 @@
+"""The CPU-runnable parts of benchmarks/gpu_check.py: the tiny model on disk, the local study it writes (resolved
+at paper scale with vLLM rollouts and vLLM evaluation), merging an adapter, and the summary arithmetic."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def prepared(gpu_check, tmp_path_factory):
+    work = tmp_path_factory.mktemp("gpu-check")
+    gpu_check.prepare(work)
+    return work
+
+
+def test_prepare_builds_a_local_model_and_a_two_trial_study(gpu_check, prepared):
+    report = json.loads((prepared / "prepare.json").read_text())
+    assert len(report["trials"]) == 2
+    config = json.loads((Path(report["model"]) / "config.json").read_text())
+    assert config["hidden_size"] // config["num_attention_heads"] == 64  # a head size vLLM's kernels take
+    trials = gpu_check.trials(prepared)
+    for trial in trials:
+        spec = trial.spec
+        assert spec.model.name == report["model"] and spec.model.dtype == "bfloat16"
+        assert spec.algorithm.use_vllm and spec.algorithm.vllm_mode == "colocate"
+        assert spec.eval.backend == "vllm" and spec.eval.samples_per_problem == 4
+    assert sorted(t.spec.lora.rank for t in trials) == [8, 32]
+
+
+def test_merge_adapter_on_the_tiny_model(gpu_check, prepared, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tina_sweep.backends.lighteval_backend import merge_adapter
+    from tina_sweep.config import ModelSpec
+
+    model_dir = json.loads((prepared / "prepare.json").read_text())["model"]
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    peft = get_peft_model(base, LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"],
+                                           init_lora_weights=False))
+    peft.save_pretrained(tmp_path / "adapter")
+    merged = merge_adapter(ModelSpec(name=model_dir), tmp_path / "adapter", tmp_path / "merged", "float32")
+    assert (merged / "model.safetensors").is_file() and (merged / "tokenizer_config.json").is_file()
+    stamp = (merged / "tina_merged_from.json").stat().st_mtime
+    assert merge_adapter(ModelSpec(name=model_dir), tmp_path / "adapter", tmp_path / "merged", "float32") == merged
+    assert (merged / "tina_merged_from.json").stat().st_mtime == stamp  # reused, not merged again
+    ids = torch.tensor([[5, 6, 7, 8]])
+    reloaded = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)
+    with torch.no_grad():
+        assert torch.allclose(reloaded(ids).logits, peft(ids).logits, atol=1e-4)
+        fresh = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        assert not torch.allclose(reloaded(ids).logits, fresh(ids).logits, atol=1e-4)  # the adapter changed it
+
+
+def test_summary_ratio(gpu_check, tmp_path):
+    (tmp_path / "train.json").write_text(json.dumps({"device": "NVIDIA H100 80GB HBM3", "device_count": 1, "trials": {
+        "a": {"wall_seconds": 60, "step_seconds": [20, 2, 3, 4]}, "b": {"wall_seconds": 50, "step_seconds": [9, 1]}}}))
+    (tmp_path / "one_engine.json").write_text(json.dumps({"seconds_total": 40, "generated_tokens": 8000,
+                                                          "tokens_per_second_total": 200,
+                                                          "tokens_per_second_generating": 800}))
+    for name in "ab":
+        (tmp_path / f"restart-{name}.json").write_text(json.dumps({"seconds_total": 50, "generated_tokens": 4000}))
+    report = gpu_check.summary(tmp_path)
+    assert report["ratio_restart_over_one_engine"] == pytest.approx(2.5)
+    assert report["train_step_seconds_median"] == 3 and report["eval_restart_tokens_per_second"] == 80
+    assert report["device"] == "NVIDIA H100 80GB HBM3 x1"

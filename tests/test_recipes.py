@@ -1,0 +1,241 @@
+"""Recipe parity: every field of Tina's 21 recipes against the studies' resolved paper-scale trials, the rewards
+the recipes use, linked axis values in studies, and the generated docs/recipe_parity.md."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tina_sweep.config import ConfigError, RewardSpec, TrialSpec
+from tina_sweep.prompts import (DEEPSEEK_R1_REASON_TEMPLATE, OPEN_R1_SYSTEM_PROMPT, OPEN_RS_SYSTEM_PROMPT,
+                                chat_messages)
+from tina_sweep.recipes import (DEVIATIONS, FIELDS, IMPLIED, RECIPE_TRIALS, compare, gpu_config, load_recipes,
+                                parity_markdown, trial_for)
+from tina_sweep.rewards import reward_function, tina_cosine_params
+from tina_sweep.study import Study, load_study, resolve
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = sorted(load_recipes())
+
+
+def test_the_csv_has_21_recipes_and_each_runs_somewhere():
+    assert len(RECIPES) == 21
+    assert sorted(RECIPE_TRIALS) == RECIPES
+    for recipe, places in RECIPE_TRIALS.items():
+        for study, point in places:
+            trial_for(study, point)  # exactly one paper-scale trial
+
+
+def test_every_csv_column_is_mapped():
+    columns = set(next(iter(load_recipes().values())))
+    mapped = {f.column for f in FIELDS} | {"recipe", "dataset_key"}
+    assert columns == mapped
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_values_match_the_trials(recipe):
+    comparisons = compare(recipe)
+    assert len(comparisons) == len(RECIPE_TRIALS[recipe]) * (len(FIELDS) + len(IMPLIED))
+    wrong = [(c.study, c.field, c.theirs, c.ours) for c in comparisons if not c.ok]
+    assert not wrong
+
+
+def test_each_deviation_is_a_real_difference():
+    for (recipe, column), (ours, why) in DEVIATIONS.items():
+        recipes = RECIPES if recipe == "*" else [recipe]
+        for name in recipes:
+            for c in compare(name):
+                if c.field == column:
+                    assert c.deviation == why
+                    assert c.ours == ours
+                    assert c.theirs != ours, (name, column)  # a deviation that is not one would be stale
+
+
+def test_a_recipe_in_several_studies_is_one_trial_spec():
+    for recipe, places in RECIPE_TRIALS.items():
+        hashes = {trial_for(study, point).spec.trial_hash() for study, point in places}
+        assert len(hashes) == 1, recipe
+
+
+def test_parity_doc_is_current():
+    assert (REPO / "docs" / "recipe_parity.md").read_text() == parity_markdown(), \
+        "regenerate: python -m tina_sweep.recipes > docs/recipe_parity.md"
+
+
+def test_spot_values_read_from_the_trials():
+    """A few values checked by hand, independently of the comparison machinery."""
+    rank = {t.axes["lora.rank"]: t.spec for t in resolve(load_study(REPO / "studies/lora_rank.py"), "paper")}
+    assert sorted(rank) == [4, 8, 16, 32, 128]  # the paper's "64" row ran rank 128 / alpha 512
+    assert rank[128].lora.resolved_alpha == 512 and rank[128].training.save_steps == 50
+    assert rank[32].training.save_steps == 10
+    algo = {t.axes["algorithm.name"]: t.spec for t in resolve(load_study(REPO / "studies/rl_algorithm.py"), "paper")}
+    grpo, dr = gpu_config(algo["grpo"]), gpu_config(algo["dr_grpo"])
+    assert (grpo["loss_type"], grpo["scale_rewards"]) == ("grpo", "group")
+    assert (dr["loss_type"], dr["scale_rewards"]) == ("dr_grpo", "none")
+    assert algo["grpo"].prompt.system == OPEN_RS_SYSTEM_PROMPT
+    main = {t.axes["recipe"]: t.spec for t in resolve(load_study(REPO / "studies/tina_main.py"), "paper")}
+    assert main["open_rs1"].prompt.system == OPEN_R1_SYSTEM_PROMPT  # knoveleng/open-s1 has no "open-rs"
+    assert main["open_rs2"].dataset.name == main["open_rs3"].dataset.name == "open_rs"
+    config = gpu_config(main["open_rs3"])
+    assert config["per_device_train_batch_size"] == 6 and config["gradient_accumulation_steps"] == 4
+    assert config["use_vllm"] and config["vllm_mode"] == "colocate" and config["vllm_max_model_length"] == 4608
+    assert config["bf16"] and config["gradient_checkpointing"] and config["beta"] == 0.04
+
+
+def test_the_study_docstrings_say_what_they_do_with_the_defects():
+    assert "rank 128" in (REPO / "studies/lora_rank.py").read_text()
+    rl = (REPO / "studies/rl_algorithm.py").read_text()
+    assert "scale_reward" in rl and "dropped" in rl
+
+
+def test_grpo_config_kwargs_are_grpo_config_fields():
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    names = {f.name for f in dataclasses.fields(GRPOConfig)}
+    for recipe in RECIPES:
+        study, point = RECIPE_TRIALS[recipe][0]
+        assert set(gpu_config(trial_for(study, point).spec)) <= names
+
+
+# ------------------------------------------------------------------ prompts and chat template
+
+def test_tina_system_prompts_are_verbatim():
+    assert OPEN_RS_SYSTEM_PROMPT.startswith("\nA conversation between User and Assistant.")
+    assert "\\boxed{{}} ." in OPEN_RS_SYSTEM_PROMPT  # a plain string in Tina's code: the braces stay doubled
+    assert "respectively, \ni.e., <think>" in OPEN_RS_SYSTEM_PROMPT
+    assert OPEN_R1_SYSTEM_PROMPT.endswith("<answer>\\n...\\n</answer>\n")
+
+
+def test_reason_chat_template_renders_deepseek_turns():
+    import jinja2
+
+    template = jinja2.Environment().from_string(DEEPSEEK_R1_REASON_TEMPLATE)
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}]
+    assert template.render(messages=messages, bos_token="<B>", add_generation_prompt=True) == \
+        "<B>S<｜User｜>Q<｜Assistant｜>"
+    history = messages + [{"role": "assistant", "content": "A"}]
+    assert template.render(messages=history, bos_token="<B>") == "<B>S<｜User｜>Q<｜Assistant｜>A<｜end▁of▁sentence｜>"
+
+
+def test_l1_prompt_and_rows():
+    from tina_sweep.data import Problem
+    from tina_sweep.train import training_rows
+
+    spec = trial_for("tina_extra", {"recipe": "l1_exact"}).spec
+    problems = [Problem(f"p{i}", f"q{i}", ("1",)) for i in range(50)]
+    rows = training_rows(spec, problems)
+    targets = [row["target_length"] for row in rows]
+    assert all(100 <= t <= 4000 for t in targets) and len(set(targets)) > 10
+    assert rows[0]["prompt"][0]["content"] == OPEN_R1_SYSTEM_PROMPT + f"\nThink for {targets[0]} tokens."
+    assert training_rows(spec, problems) == rows  # seeded
+    plain = training_rows(trial_for("dataset", {"dataset.name": "limr"}).spec, problems[:2])
+    assert "target_length" not in plain[0]
+    assert chat_messages("q", spec.prompt, 7)[0]["content"].endswith("\nThink for 7 tokens.")
+
+
+def test_l1_rewards_need_a_target_range():
+    tree = trial_for("tina_extra", {"recipe": "l1_max"}).spec.model_dump(mode="json")
+    tree["prompt"]["target_length_range"] = None
+    with pytest.raises(ValueError, match="target_length_range"):
+        TrialSpec.model_validate(tree)
+
+
+# ------------------------------------------------------------------ rewards the recipes use
+
+def test_reasoning_steps_reward():
+    fn = reward_function("reasoning_steps", 100)
+    texts = ["Step 1: a\nStep 2: b\nStep 3: c", "First, x. Next, y.", "1. only at the start\n2. not here",
+             "nothing", "\n- a\n* b\nFinally, c\nSecond, d"]
+    assert fn(completions=texts) == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0, 1.0])
+
+
+def test_repetition_penalty_reward():
+    fn = reward_function("repetition_penalty", 100)
+    # "a b a b a b": 3-grams (a b a), (b a b), (a b a), (b a b): 2 distinct of 4 -> (1 - 0.5) x -1
+    assert fn(completions=["a b a b a b", "one two three four", "too short", ""]) == [-0.5, 0.0, 0.0, 0.0]
+    assert fn(completions=["A b a B a b"]) == [-0.5]  # lower-cased
+    half = reward_function("repetition_penalty", 100, {"ngram_size": 2, "max_penalty": -0.5})
+    assert half(completions=["x x x"]) == [pytest.approx(-0.25)]  # (x x) twice: 1 - 1/2, x -0.5
+    with pytest.raises(ValueError):
+        reward_function("repetition_penalty", 100, {"max_penalty": 0.5})
+
+
+def test_length_l1_rewards_hand_computed():
+    exact = reward_function("length_l1_exact", 100)
+    most = reward_function("length_l1_max", 100)
+    texts = ["\\boxed{5}", "\\boxed{5}" + "x" * 991, "\\boxed{4}" + "x" * 91]  # 9, 1000, 100 characters
+    answers, targets = [["5"]] * 3, [1000, 1000, 50]
+    assert exact(completions=texts, answers=answers, target_length=targets) == pytest.approx(
+        [1 - 0.0003 * 991, 1.0, -0.0003 * 50])
+    assert most(completions=texts, answers=answers, target_length=targets) == pytest.approx(
+        [min(1.0, 0.0003 * 991 + 0.5), 0.5, 0.0])
+    assert exact(completions=["\\boxed{5}"] * 2, answers=[["5"]] * 2, target_length=[1, 2]) == [0.0, 0.0]
+    with pytest.raises(ValueError, match="target_length"):
+        exact(completions=texts, answers=answers)
+
+
+def test_tina_cosine_is_unclipped_and_penalises_long_wrong_answers():
+    fn = reward_function("cosine", 3584, tina_cosine_params(20))
+    wrong_short, wrong_full, wrong_double = "\\boxed{4}" + " " * 1, "\\boxed{4}" + " " * 11, "\\boxed{4}" + " " * 31
+    right_full, right_half = "\\boxed{5}" + " " * 11, "\\boxed{5}" + " " * 1
+    got = fn(completions=[wrong_short, wrong_full, wrong_double, right_full, right_half], answers=[["5"]] * 5)
+    wrong = lambda n: -0.5 + 0.25 * (1 + math.cos(n / 20 * math.pi))  # noqa: E731
+    right = lambda n: 0.5 + 0.25 * (1 + math.cos(n / 20 * math.pi))  # noqa: E731
+    assert got == pytest.approx([wrong(10), wrong(20), wrong(40), right(20), right(10)])
+    assert got[0] > got[1]  # a longer wrong answer scores lower
+    assert got[2] == pytest.approx(0.0)  # past max_len the cosine comes back up (40 characters: cos(2 pi) = 1)
+    assert reward_function("cosine", 20)(completions=[wrong_double], answers=[["5"]]) == [0.0]  # default: clipped
+
+
+def test_reward_params_are_validated():
+    assert RewardSpec(name="cosine", params={"max_len": 10}).params == {"max_len": 10}
+    with pytest.raises(ValueError, match="takes no parameters"):
+        RewardSpec(name="accuracy", params={"max_len": 10})
+    with pytest.raises(ValueError, match="params.max_lenn"):
+        RewardSpec(name="cosine", params={"max_lenn": 10})
+
+
+# ------------------------------------------------------------------ linked axis values
+
+def _study(**kwargs) -> Study:
+    return Study(name="t", **kwargs)
+
+
+def test_linked_fields_follow_their_axis_value():
+    study = _study(axes={"lora.rank": [2, 4]}, linked={"lora.rank": {"4": {"training.save_steps": 7}}})
+    trials = {t.axes["lora.rank"]: t.spec for t in resolve(study, "smoke")}
+    assert trials[4].training.save_steps == 7 and trials[2].training.save_steps == 1
+
+
+def test_label_axis_values_are_defined_by_their_linked_fields():
+    study = _study(axes={"recipe": ["a", "b"]},
+                   linked={"recipe": {"a": {"lora.rank": 2}, "b": {"lora.rank": 3}}})
+    trials = resolve(study, "smoke")
+    assert [(t.axes, t.spec.lora.rank) for t in trials] == [({"recipe": "a"}, 2), ({"recipe": "b"}, 3)]
+    assert trials[0].trial_id.startswith("recipe=a-s42-")
+    with pytest.raises(ConfigError, match="recipe=b: a label axis value needs linked fields"):
+        resolve(_study(axes={"recipe": ["a", "b"]}, linked={"recipe": {"a": {"lora.rank": 2}}}), "smoke")
+
+
+def test_linked_errors():
+    with pytest.raises(ValueError, match="linked.lora.rank.5: not a value"):
+        _study(axes={"lora.rank": [2, 4]}, linked={"lora.rank": {"5": {"training.save_steps": 7}}})
+    with pytest.raises(ValueError, match="linked.seed: not an axis"):
+        _study(axes={"lora.rank": [2, 4]}, linked={"seed": {"1": {}}})
+    study = _study(axes={"lora.rank": [2, 4], "lora.dropout": [0.0, 0.1]},
+                   linked={"lora.rank": {"4": {"lora.dropout": 0.2}}})
+    with pytest.raises(ConfigError, match="sets the axis field 'lora.dropout'"):
+        resolve(study, "smoke")
+
+
+def test_scale_linked_fields_merge_over_the_study_ones():
+    study = _study(axes={"recipe": ["a", "b"]},
+                   linked={"recipe": {"a": {"lora.rank": 2, "training.save_steps": 3}, "b": {"lora.rank": 3}}},
+                   scales={"cpu": {"linked": {"recipe": {"a": {"training.save_steps": 9}}}}})
+    smoke = {t.axes["recipe"]: t.spec for t in resolve(study, "smoke")}
+    cpu = {t.axes["recipe"]: t.spec for t in resolve(study, "cpu")}
+    assert smoke["a"].training.save_steps == 3 and cpu["a"].training.save_steps == 9 and cpu["a"].lora.rank == 2

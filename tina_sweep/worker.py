@@ -1,0 +1,434 @@
+"""Workers: claim jobs from the ledger and run each in a fresh child process, one job per device slot.
+
+A worker process holds the ledger (claims, heartbeats or attempt locks, results) and runs every job it claims
+in a child process of its own, so a crash cannot corrupt the ledger and all (GPU) memory is returned between
+jobs. Children are forked from a fork server that imported torch, transformers and TRL once (no ten seconds
+of imports per job); each child inherits its attempt's lock and dies with its worker (``PR_SET_PDEATHSIG``
+plus a watchdog), so a killed worker leaves no orphan behind to write into a folder a retry is using.
+
+A worker has one slot per device: ``tina-sweep run --workers N`` (or ``tina-sweep worker --workers N``) runs
+N jobs at a time, each pinned to its own GPU (``CUDA_VISIBLE_DEVICES``) where CUDA GPUs exist, or to its own
+share of the CPU cores (affinity and torch threads) on a CPU machine. ``tina-sweep worker`` processes started
+anywhere (a cluster's nodes, several terminals) share one study through its ledger. A worker keeps going
+until no job of the study is waiting or running anywhere: while other workers' jobs run it waits, so it can
+take over a job whose worker dies.
+
+The child reports progress in ``<trial>/progress.json`` (phase, step, total); the worker copies it into the
+ledger (user attr ``progress``) for ``tina-sweep status``, and into its display.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing as mp
+import multiprocessing.connection
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from tina_sweep.job import Job, write_json_atomic
+from tina_sweep.ledger import Ledger, worker_name
+from tina_sweep.secrets import mask_url
+
+# imported once by the fork server, inherited by every job's process
+PRELOAD = ["tina_sweep.worker", "tina_sweep.job", "tina_sweep.train", "tina_sweep.evaluate", "tina_sweep.cost",
+           "tina_sweep.tracking"]
+POLL_SECONDS = 0.5  # how often a busy worker looks at its children
+IDLE_SECONDS = 2.0  # how often a worker with a free slot looks for work (and for dead workers' jobs)
+PROGRESS_SECONDS = 2.0  # how often progress is copied into the ledger
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one job at a time runs: a GPU (``cuda_devices``), or a share of the CPU cores."""
+
+    index: int
+    cuda_devices: str | None = None  # CUDA_VISIBLE_DEVICES for its jobs
+    cpus: tuple[int, ...] | None = None  # CPU affinity for its jobs
+    threads: int | None = None  # torch threads for its jobs
+
+    def describe(self) -> str:
+        if self.cuda_devices is not None:
+            return f"GPU {self.cuda_devices}"
+        if self.cpus:
+            return f"CPUs {','.join(map(str, self.cpus))}"
+        return "CPU"
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA devices this process may use, as CUDA_VISIBLE_DEVICES entries ([] without CUDA)."""
+    try:
+        import torch
+
+        count = torch.cuda.device_count()
+    except Exception:
+        return []
+    if not count:
+        return []
+    listed = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return listed[:count] if listed else [str(i) for i in range(count)]
+
+
+def plan_slots(workers: int, threads_per_worker: int | None = None, gpus: list[str] | None = None) -> list[Slot]:
+    """``workers`` slots: one GPU each (round-robin when there are fewer GPUs than workers), else a disjoint
+    share of this process's CPU cores each (pinned when there are at least as many cores as workers)."""
+    gpus = visible_gpus() if gpus is None else gpus
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    share = max(1, len(cores) // workers)
+    threads = threads_per_worker or share
+    if gpus:
+        if workers > len(gpus):
+            print(f"warning: {workers} workers share {len(gpus)} GPU(s)", file=sys.stderr)
+        return [Slot(i, cuda_devices=gpus[i % len(gpus)], threads=threads) for i in range(workers)]
+    if workers > 1 and len(cores) >= workers:
+        return [Slot(i, cpus=tuple(cores[i * share:(i + 1) * share]), threads=threads) for i in range(workers)]
+    return [Slot(i, threads=threads) for i in range(workers)]
+
+
+class Display(Protocol):
+    def claimed(self, job: Job, attempt: int, slot: Slot) -> None: ...
+    def progress(self, job: Job, progress: dict[str, Any]) -> None: ...
+    def finished(self, job: Job, result: dict[str, Any], reused: bool) -> None: ...
+    def failed(self, job: Job, reason: str) -> None: ...
+
+
+class LineDisplay:
+    """One line per event, prefixed with the worker's name (for logs of workers started anywhere)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.name = worker_name()
+
+    def _print(self, text: str) -> None:
+        print(f"[{self.name}] {text}", file=self.stream, flush=True)
+
+    def claimed(self, job: Job, attempt: int, slot: Slot) -> None:
+        self._print(f"claimed {job.job_id} (attempt {attempt}) on {slot.describe()}")
+
+    def progress(self, job: Job, progress: dict[str, Any]) -> None:
+        pass
+
+    def finished(self, job: Job, result: dict[str, Any], reused: bool) -> None:
+        how = "recorded its finished result" if reused else \
+            f"{result['cost']['train_seconds']:.0f}s train, {result['cost']['eval_seconds']:.0f}s eval"
+        self._print(f"done {job.job_id}: average Pass@1 {result['average']:.3f} ({how})")
+
+    def failed(self, job: Job, reason: str) -> None:
+        self._print(mask_url(f"failed {job.job_id}: {reason.splitlines()[-1][:200] if reason else ''}"))
+
+
+@dataclass
+class _Running:
+    trial: Any  # optuna.Trial
+    job: Job
+    slot: Slot
+    process: Any
+    trial_dir: Path
+    seen_mtime: float = 0.0
+    pushed_at: float = 0.0
+    progress: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WorkerSummary:
+    finished: int = 0
+    failed: int = 0
+    claimed: list[str] = field(default_factory=list)
+
+
+class Worker:
+    """Claims jobs of one study and runs them, one per slot, until no job is waiting or running anywhere."""
+
+    def __init__(self, ledger: Ledger, jobs: dict[str, Job], sweep_dir: Path, slots: list[Slot],
+                 prices: dict[str, float] | None = None, tracking: Any = None, eval_checkpoints: int = 0,
+                 display: Display | None = None):
+        self.ledger, self.jobs, self.sweep_dir, self.slots = ledger, jobs, sweep_dir, slots
+        self.prices, self.tracking, self.eval_checkpoints = prices or {}, tracking, eval_checkpoints
+        self.display = display or LineDisplay()
+        self.summary = WorkerSummary()
+        self.attrs = {job_id: job.to_attrs() for job_id, job in jobs.items()}
+
+    def run(self) -> WorkerSummary:
+        running: dict[int, _Running] = {}
+        previous_term = _raise_on_sigterm()
+        try:
+            self.ledger.sync(self.attrs)
+            last_sync = time.monotonic()
+            while True:
+                free = [slot for slot in self.slots if slot.index not in running]
+                while free and (trial := self.ledger.claim(self.jobs)) is not None:
+                    started = self._start(trial, free[0])
+                    if started is not None:  # None: its result was already written, nothing to run
+                        running[free.pop(0).index] = started
+                if not running:
+                    if not self.ledger.open_jobs(self.jobs):
+                        break
+                    time.sleep(IDLE_SECONDS)  # other workers' jobs are running: wait to take over dead ones
+                    self._sync()
+                    last_sync = time.monotonic()
+                    continue
+                sentinels = {r.process.sentinel: index for index, r in running.items()}
+                ready = mp.connection.wait(list(sentinels), timeout=POLL_SECONDS)
+                for sentinel in ready:
+                    self._finish(running.pop(sentinels[sentinel]))
+                for job in running.values():
+                    self._poll_progress(job)
+                if len(running) < len(self.slots) and time.monotonic() - last_sync > IDLE_SECONDS:
+                    self._sync()  # re-enqueues jobs of dead workers, retries failures
+                    last_sync = time.monotonic()
+        except BaseException as error:  # Ctrl-C, SIGTERM or a bug here: hand the running jobs back
+            for job in running.values():
+                job.process.kill()
+            stopped = isinstance(error, KeyboardInterrupt)
+            reason = "interrupted (the worker was stopped)" if stopped else \
+                mask_url(f"the worker failed: {type(error).__name__}: {error}")
+            for job in running.values():
+                job.process.join(30)
+                self.ledger.fail(job.trial, reason, interrupted=True)
+            raise
+        finally:
+            _restore_sigterm(previous_term)
+            self.ledger.close()
+        return self.summary
+
+    def _sync(self) -> None:
+        """A periodic sync; a failure (the database briefly unreachable, say) is a warning, not the end of the
+        worker and of the jobs it runs."""
+        try:
+            self.ledger.sync(self.attrs)
+        except Exception as error:  # noqa: BLE001
+            print(mask_url(f"warning: ledger sync failed ({type(error).__name__}: {error})".splitlines()[0]),
+                  file=sys.stderr, flush=True)
+
+    # ------------------------------------------------------------------ one job
+    def _start(self, trial, slot: Slot) -> _Running | None:
+        job = self.jobs[trial.user_attrs["trial_id"]]
+        trial_dir = self.sweep_dir / "trials" / job.job_id
+        self.summary.claimed.append(job.job_id)
+        self.display.claimed(job, trial.user_attrs.get("attempt", 1), slot)
+        reused = _finished_result(trial_dir, job.job_id, self.eval_checkpoints)
+        if reused is not None:  # an earlier attempt finished but its worker died before recording it
+            self.ledger.complete(trial, reused["average"], {"result": reused, "reused_result": True})
+            self.summary.finished += 1
+            self.display.finished(job, reused, True)
+            return None
+        trial_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("progress.json", "error.json", "result.json"):
+            (trial_dir / stale).unlink(missing_ok=True)
+        lock = self.ledger.lock_fd(trial)
+        process = _context().Process(
+            target=_job_process, name=f"tina-sweep {job.job_id}", daemon=False,
+            args=(job.job_id, job.to_attrs(), str(trial_dir), self.prices, slot, self.tracking,
+                  self.eval_checkpoints, dict(os.environ), os.getpid(), None if lock is None else _PassFd(lock)))
+        try:
+            process.start()
+        except BaseException as error:
+            self.ledger.fail(trial, f"could not start the job's process: {type(error).__name__}: {error}",
+                             interrupted=isinstance(error, KeyboardInterrupt))
+            raise
+        self.ledger.set_progress(trial, {"phase": "starting", "pid": process.pid, "slot": slot.describe(),
+                                         "updated": time.time()})
+        return _Running(trial, job, slot, process, trial_dir)
+
+    def _finish(self, job: _Running) -> None:
+        job.process.join()
+        code = job.process.exitcode
+        result = _finished_result(job.trial_dir, job.job.job_id, self.eval_checkpoints)
+        if code == 0 and result is not None:
+            self.ledger.complete(job.trial, result["average"], {"result": result})
+            self.summary.finished += 1
+            self.display.finished(job.job, result, False)
+            return
+        reason = _read_error(job.trial_dir / "error.json")
+        if not reason:
+            reason = (f"the job's process was killed by signal {-code}" if code is not None and code < 0
+                      else f"the job's process exited with code {code} and no result")
+        self.ledger.fail(job.trial, reason)
+        self.summary.failed += 1
+        self.display.failed(job.job, reason)
+
+    def _poll_progress(self, job: _Running) -> None:
+        path = job.trial_dir / "progress.json"
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if mtime == job.seen_mtime:
+            return
+        try:
+            progress = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        job.seen_mtime = mtime
+        phase_changed = progress.get("phase") != job.progress.get("phase")
+        job.progress = progress
+        self.display.progress(job.job, progress)
+        if phase_changed or time.monotonic() - job.pushed_at >= PROGRESS_SECONDS:
+            self.ledger.set_progress(job.trial, progress)
+            job.pushed_at = time.monotonic()
+
+
+def _finished_result(trial_dir: Path, job_id: str, eval_checkpoints: int) -> dict[str, Any] | None:
+    """The job's result.json when it is complete and belongs to this job (and has the checkpoint block asked
+    for)."""
+    try:
+        result = json.loads((trial_dir / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if result.get("trial_id") != job_id or "average" not in result:
+        return None
+    if eval_checkpoints and result.get("kind") == "trial" and "checkpoints" not in result:
+        return None
+    return result
+
+
+def _read_error(path: Path) -> str:
+    try:
+        return json.loads(path.read_text()).get("error", "")
+    except (OSError, ValueError):
+        return ""
+
+
+# ---------------------------------------------------------------------- the job's process
+_context_cache: list = []
+
+
+def _context():
+    """A fork server that imported the heavy libraries once (spawn where there is no fork server)."""
+    if not _context_cache:
+        if "forkserver" in mp.get_all_start_methods():
+            context = mp.get_context("forkserver")
+            context.set_forkserver_preload(PRELOAD)
+        else:
+            context = mp.get_context("spawn")
+        _context_cache.append(context)
+    return _context_cache[0]
+
+
+class _PassFd:
+    """An open file descriptor handed to a child process (it keeps the attempt lock held while it lives)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __reduce__(self):
+        from multiprocessing import reduction
+
+        return _received_fd, (reduction.DupFd(self.fd),)
+
+
+def _received_fd(duplicate) -> int:
+    return duplicate.detach()
+
+
+class _ProgressFile:
+    """What ``run_job`` reports, written to ``progress.json`` (the worker reads it)."""
+
+    def __init__(self, path: Path, worker_pid: int):
+        self.path, self.worker = path, f"{socket.gethostname()}:{worker_pid}"
+
+    def put(self, message: tuple) -> None:
+        _, kind, *rest = message
+        if kind == "step":
+            step, total = rest
+            payload = {"phase": "train", "step": step, "total": total}
+        elif kind == "eval":
+            name, done, total = rest
+            payload = {"phase": f"eval {name}", "step": done, "total": total}
+        else:
+            return
+        payload.update(pid=os.getpid(), worker=self.worker, updated=time.time())
+        with contextlib.suppress(OSError):
+            write_json_atomic(self.path, payload)
+
+
+def _die_with(worker_pid: int) -> None:
+    """Die when the worker dies. A watchdog thread waits on the worker's end of the pipe multiprocessing keeps
+    between them (end of file: the worker is gone, even while it is an unreaped zombie); the kernel's
+    parent-death signal covers the fork server's own death (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    parent = mp.parent_process()
+
+    def watch() -> None:
+        if parent is not None and parent.sentinel is not None:
+            mp.connection.wait([parent.sentinel])
+            os._exit(137)
+        while True:  # no sentinel: poll the worker's PID
+            try:
+                os.kill(worker_pid, 0)
+            except ProcessLookupError:
+                os._exit(137)
+            except PermissionError:
+                pass
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="tina-sweep-watchdog", daemon=True).start()
+
+
+def _job_process(job_id: str, attrs: dict, trial_dir: str, prices: dict, slot: Slot, tracking: Any,
+                 eval_checkpoints: int, environ: dict[str, str], worker_pid: int, lock_fd: int | None) -> None:
+    """The body of a job's child process: the worker's environment and the slot's device, then run_job."""
+    _die_with(worker_pid)
+    os.environ.clear()
+    os.environ.update(environ)  # the worker's environment now, not the fork server's at its start
+    if slot.cuda_devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = slot.cuda_devices
+    if slot.cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, slot.cpus)
+    if slot.threads:
+        os.environ["OMP_NUM_THREADS"] = str(slot.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from transformers.utils import logging as hf_logging
+
+    from tina_sweep.job import run_job
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    folder = Path(trial_dir)
+    try:
+        run_job(Job.from_attrs(job_id, attrs), folder, prices, slot.threads, _ProgressFile(folder / "progress.json", worker_pid),
+                tracking, eval_checkpoints)
+    except BaseException as error:
+        reason = "".join(traceback.format_exception_only(type(error), error)).strip()
+        write_json_atomic(folder / "error.json", {"error": reason, "traceback": traceback.format_exc()[-8000:],
+                                                  "host": socket.gethostname(), "pid": os.getpid()})
+        raise SystemExit(1) from None
+    finally:
+        if lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(lock_fd)
+
+
+# ---------------------------------------------------------------------- signals
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _raise_on_sigterm():
+    """SIGTERM (a scheduler's preemption, say) stops a worker like Ctrl-C: its jobs are recorded as interrupted
+    (not counted as failures) and re-enqueued for other workers. A handler someone else installed (submitit's,
+    under ``launch slurm``) is left in place."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None):
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
