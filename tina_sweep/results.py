@@ -11,11 +11,22 @@ from rich.console import Console
 from rich.table import Table
 
 
+def _axis_order(axes: dict[str, Any], axis_names: list[str]) -> tuple:
+    """Rows in axis order: numbers by value (rank 4 before 16), anything else by its text."""
+    key = []
+    for name in axis_names:
+        value = axes.get(name)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        key.append((0, value, "") if number else (1, 0, str(value)))
+    return tuple(key)
+
+
 def results_frame(results: list[dict[str, Any]], axis_names: list[str]) -> pl.DataFrame:
     """One row per trial: kind, axis values, Pass@1 per benchmark, average, n, steps, cost."""
     benchmarks = sorted({b for r in results for b in r["pass_at_1"]})
     rows = []
-    for r in sorted(results, key=lambda r: (r["kind"] != "baseline", r["trial_id"])):
+    for r in sorted(results, key=lambda r: (r["kind"] != "baseline", _axis_order(r["axes"], axis_names),
+                                            r["trial_id"])):
         row: dict[str, Any] = {"trial_id": r["trial_id"], "kind": r["kind"]}
         for axis in axis_names:
             value = r["axes"].get(axis)
