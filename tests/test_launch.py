@@ -252,3 +252,16 @@ def test_submission_through_slurm_executor(tmp_path, monkeypatch):
     assert not [str(p) for p in written if PASSWORD.encode() in p.read_bytes()]
     assert PASSWORD not in result.output
     assert "TINA_SWEEP_STORAGE" not in os.environ  # only while submitting
+
+
+def test_without_submitit_it_says_how_to_install_it(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "submitit" else real(name, *a))
+    sweeps = tmp_path / "sweeps"
+    result = launch(SMOKE, "--storage", URL, "--partition", "gpu", "--time", "60", "--scale", "smoke",
+                    "--sweeps-dir", sweeps, "--dry-run")
+    assert result.exit_code == 1
+    _one_line_error(result, "needs submitit", "pip install -e '.[slurm]'")
+    assert not sweeps.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import sys
 from enum import Enum
 from pathlib import Path
@@ -384,6 +385,8 @@ def launch_slurm(
 
     if dry_run and local:
         fail("--dry-run and --local: choose one")
+    if importlib.util.find_spec("submitit") is None:
+        fail("launch needs submitit, which is not installed: pip install -e '.[slurm]'", 1)
     if not (dry_run or local) and not launch.sbatch_available():
         fail("Slurm's sbatch is not on PATH here: run this on a Slurm login node, or pass --local (the same "
              "workers on this machine) or --dry-run (print the job script)", 1)
