@@ -253,6 +253,16 @@ def test_unreachable_postgres_fails_fast_and_masked(url, tmp_path):
     assert not (tmp_path / "sweeps").exists()
 
 
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_missing_database_driver_is_one_line_naming_the_extra(command, tmp_path):
+    """mysql+pymysql:// with pymysql absent: the driver is missing; the line says so and how to get one."""
+    url = f"mysql+pymysql://tina:{PASSWORD}@127.0.0.1:1/ledger"
+    args = ["--scale", "smoke", "--sweeps-dir", tmp_path / "sweeps"] if command == "run" else []
+    result = invoke(command, SMOKE, *args, "--storage", url)
+    assert_one_line_failure(result, ["driver is not installed", "tina:***@127.0.0.1:1/ledger"])
+    assert not (tmp_path / "sweeps").exists()
+
+
 # ------------------------------------------------------------------ one name, one study
 
 def _ledger_state(sweep: Path) -> tuple:

@@ -129,8 +129,7 @@ def open_storage_checked(storage: str | None, sweep_dir: Path) -> optuna.storage
         missing = getattr(error.__cause__, "name", None) or getattr(error, "name", None)
         hint = ""
         if storage and storage.startswith("postgres"):
-            hint = ("; for postgresql:// SQLAlchemy uses psycopg 3: pip install 'psycopg[binary]', or write "
-                    "postgresql+psycopg2:// with psycopg2 installed")
+            hint = "; pip install -e '.[postgres]' (psycopg2), or psycopg 3: pip install 'psycopg[binary]'"
         raise ConfigError(f"--storage {shown}: its database driver is not installed"
                           f"{f' (no module {missing!r})' if missing else ''}{hint}") from None
     except Exception as error:

@@ -44,6 +44,10 @@ def open_ledger(name: str, sweep_dir: Path, storage: str | None) -> Ledger:
     except KeyError:
         where = mask_url(storage) if storage else str(sweep_dir / "ledger.journal")
         raise StatusError(f"no study {name!r} in the ledger {where}") from None
+    except ImportError as error:
+        hint = "; pip install -e '.[postgres]'" if (storage or "").startswith("postgres") else ""
+        raise StatusError(f"cannot open the ledger {mask_url(storage or '')}: its database driver is not installed "
+                          f"({error.name or error}){hint}") from None
     except Exception as error:
         raise StatusError(mask_url(f"cannot open the ledger: {error}".splitlines()[0])) from None
 
