@@ -160,7 +160,6 @@ def pass_at_1_table(summary: pl.DataFrame, sections: list[Section], *, keys: lis
             if first["kind"] == "baseline" and not key_cells[0].text:
                 key_cells[0] = Cell(first["label"])
             means = [rows[b]["mean"] if b in rows else None for b in benchmarks]
-            stds = [rows[b]["std"] if b in rows else None for b in benchmarks]
             average = None if None in means or not means else sum(means) / len(means)
             columns = benchmarks + [AVERAGE]
             intervals = [_interval_text(rows.get(b)) for b in columns]
