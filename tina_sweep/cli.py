@@ -123,16 +123,12 @@ def run(
                                   "holds under this study's name (its finished trials stay in the ledger)"),
 ) -> None:
     """Run every unfinished trial of a study (train + evaluate), then print and save the results table."""
-    from tina_sweep.cost import load_prices
     from tina_sweep.results import print_results, results_frame, write_results
     from tina_sweep.runner import RunOptions, run_study
 
     chosen = _choose_scale(scale)
     study, trials = _load(study_file, chosen)
-    try:
-        price_table = load_prices(prices)
-    except (OSError, ValueError) as error:
-        fail(f"--prices {prices}: {error}")
+    price_table = _prices(prices)
     from tina_sweep.tracking import Tracking, choose_mode
 
     try:
@@ -145,14 +141,8 @@ def run(
         str(sweeps_dir / study.name), chosen)
     options = RunOptions(chosen, sweeps_dir, storage, workers, threads_per_worker, max_retries, price_table,
                          tracking, eval_checkpoints)
-    try:
-        results = run_study(study, trials, options)
-    except KeyboardInterrupt:
-        fail("interrupted; finished trials are recorded, run the same command again to continue", 130)
-    except Exception as error:  # storage unreachable and the like: one line, not a traceback
-        from tina_sweep.secrets import mask_url
-
-        fail(mask_url(f"{type(error).__name__}: {error}".splitlines()[0]))
+    results = _one_line_failures(lambda: run_study(study, trials, options),
+                                 "interrupted; finished trials are recorded, run the same command again to continue")
     if not results:
         fail("no trial finished", 1)
     axis_names = list({**study.axes, **study.scales.get(chosen, _empty()).axes})
@@ -168,6 +158,29 @@ def run(
     failed = [job for job in [j.trial_id for j in trials] if job not in {r["trial_id"] for r in results}]
     if failed:
         fail(f"{len(failed)} trial(s) did not finish (see `tina-sweep status`): {', '.join(failed[:3])}", 1)
+
+
+def _prices(prices: Optional[Path]) -> dict[str, float]:
+    """The price table (defaults, overridden by ``--prices``); a bad file is one line."""
+    from tina_sweep.cost import load_prices
+
+    try:
+        return load_prices(prices)
+    except (OSError, ValueError) as error:
+        fail(f"--prices {prices}: {error}")
+
+
+def _one_line_failures(work, interrupted: str):
+    """Run the work; Ctrl-C exits 130 with ``interrupted``, any other failure (storage unreachable and the like)
+    is one masked line instead of a traceback."""
+    from tina_sweep.secrets import mask_url
+
+    try:
+        return work()
+    except KeyboardInterrupt:
+        fail(interrupted, 130)
+    except Exception as error:
+        fail(mask_url(f"{type(error).__name__}: {error}".splitlines()[0]))
 
 
 def _preflight(study, trials, scale: str, storage: Optional[str], sweeps_dir: Path, redefine: bool = False) -> None:
@@ -205,26 +218,16 @@ def worker(
 ) -> None:
     """Join a study from any machine: claim its trials from the ledger one by one and run them until none is
     waiting or running anywhere (start as many workers as you have devices; `tina-sweep status` shows them)."""
-    from tina_sweep.cost import load_prices
     from tina_sweep.runner import RunOptions, run_worker
 
     chosen = _choose_scale(scale)
     study, trials = _load(study_file, chosen)
-    try:
-        price_table = load_prices(prices)
-    except (OSError, ValueError) as error:
-        fail(f"--prices {prices}: {error}")
+    price_table = _prices(prices)
     _preflight(study, trials, chosen, storage, sweeps_dir)
     options = RunOptions(chosen, sweeps_dir, storage, workers, threads_per_worker, max_retries, price_table,
                          None, eval_checkpoints)
-    try:
-        summary = run_worker(study, trials, options)
-    except KeyboardInterrupt:
-        fail("interrupted; this worker's running trials were handed back to the ledger", 130)
-    except Exception as error:  # storage unreachable and the like: one line, not a traceback
-        from tina_sweep.secrets import mask_url
-
-        fail(mask_url(f"{type(error).__name__}: {error}".splitlines()[0]))
+    summary = _one_line_failures(lambda: run_worker(study, trials, options),
+                                 "interrupted; this worker's running trials were handed back to the ledger")
     console.print(f"worker done: {summary.finished} trial(s) finished here, {summary.failed} failed; no trial of "
                   f"{study.name} is waiting or running", highlight=False)
 
@@ -380,7 +383,6 @@ def launch_slurm(
 
     from tina_sweep import launch
     from tina_sweep.config import ConfigError
-    from tina_sweep.cost import load_prices
     from tina_sweep.preflight import check_storage_url, describe_storage
 
     if dry_run and local:
@@ -398,10 +400,7 @@ def launch_slurm(
     except ConfigError as error:
         fail(str(error))
     study, trials = _load(study_file, scale.value)
-    try:
-        price_table = load_prices(prices)
-    except (OSError, ValueError) as error:
-        fail(f"--prices {prices}: {error}")
+    price_table = _prices(prices)
     sweeps = sweeps_dir.resolve()
     options = launch.SlurmOptions(workers, minutes, gpus_per_worker, cpus_per_worker, partition, gres, mem_gb,
                                   max_requeues, sbatch=flags)
