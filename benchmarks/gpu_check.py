@@ -2,7 +2,11 @@
 starts on a clean GPU and frees it when the process exits).
 
     prepare WORK             build a tiny Qwen2 on disk (no network), write a local two-trial study file
+                             (vLLM rollouts and evaluation where vllm imports; else transformers for both)
     train WORK               train both trials at paper-like settings: GRPO + LoRA, vLLM colocate rollouts
+    hf_eval WORK             without vllm: evaluate base + both adapters with the transformers backend
+    shape WORK               without vllm: GRPO + LoRA steps of a random model of DeepSeek-R1-Distill-Qwen-1.5B's
+                             shape (transformers generation): what one step of the paper's model costs on this GPU
     one_engine WORK          evaluate base + both adapters from ONE vLLM engine (LoRARequest per adapter)
     restart WORK NAME        the paper's way for one adapter: merge it, start a fresh engine on the merged copy
     check WORK               once per study: adapter outputs differ from the base and match the merged copy
@@ -34,12 +38,14 @@ study = Study(
         "prompt.system": "Give only the final number inside \\\\boxed{{}}.", "prompt.chat_template": None,
         "algorithm.num_generations": 4, "algorithm.max_completion_length": 64, "algorithm.temperature": 1.0,
         "algorithm.rewards": [{{"name": "accuracy", "weight": 1.0}}, {{"name": "boxed_format", "weight": 0.5}}],
+        "algorithm.use_vllm": {use_vllm}, "eval.backend": {backend!r},
         "algorithm.vllm_gpu_memory_utilization": 0.25, "algorithm.vllm_max_model_length": 512,
         "training.learning_rate": 1e-3, "training.lr_scheduler_type": "constant", "training.warmup_ratio": 0.0,
         "training.max_steps": 6, "training.prompts_per_step": 4, "training.gradient_accumulation_steps": 1,
         "training.save_steps": 3, "dataset.name": "arithmetic", "dataset.limit": 256,
         "eval.prompt": None, "eval.benchmarks": [{{"name": "arithmetic", "limit": 500}}],
         "eval.samples_per_problem": 4, "eval.max_new_tokens": 128, "eval.max_model_length": 512,
+        "eval.batch_size": 1024,
         "eval.gpu_memory_utilization": 0.5}}}}}},
 )
 '''
@@ -94,12 +100,22 @@ def trials(work: Path):
     return resolve(load_study(work / "gpu_check_study.py"), "paper")
 
 
+def vllm_available() -> bool:
+    """Whether vLLM can run here (``TINA_GPU_CHECK_VLLM=0`` forces the transformers path)."""
+    import importlib.util
+    import os
+
+    return os.environ.get("TINA_GPU_CHECK_VLLM", "1") != "0" and importlib.util.find_spec("vllm") is not None
+
+
 def prepare(work: Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
     model = gpu_tiny_model(work / "tiny-qwen2-h256")
-    (work / "gpu_check_study.py").write_text(STUDY_TEXT.format(model=str(model)))
+    use_vllm = vllm_available()
+    (work / "gpu_check_study.py").write_text(STUDY_TEXT.format(
+        model=str(model), use_vllm=use_vllm, backend="vllm" if use_vllm else "transformers"))
     found = trials(work)
-    _write(work, "prepare", {"model": str(model), "trials": [t.trial_id for t in found]})
+    _write(work, "prepare", {"model": str(model), "trials": [t.trial_id for t in found], "vllm": use_vllm})
 
 
 def train(work: Path) -> None:
@@ -196,17 +212,140 @@ def check(work: Path) -> None:
     _write(work, "check", result.as_dict())
 
 
+def hf_eval(work: Path) -> None:
+    """Base + both adapters with the transformers backend (batched HF generate, 1,024 sequences a batch), one
+    after the other."""
+    from tina_sweep.evaluate import evaluate_model
+
+    spec = trials(work)[0].spec
+    eval_spec = spec.eval
+    models = {"base": None, **{name: Path(info["adapter"]) for name, info in _read(work, "train")["trials"].items()}}
+    out: dict = {"models": {}}
+    started = time.perf_counter()
+    for name, adapter in models.items():
+        began = time.perf_counter()
+        result = evaluate_model(spec.model, spec.prompt, eval_spec, adapter, work / "eval-hf" / name, seed=0)[0]
+        out["models"][name] = {"seconds_total": time.perf_counter() - began, "generate_seconds": result.wall_seconds,
+                               "generated_tokens": result.generated_tokens, "pass_at_1": result.pass_at_1,
+                               "problems": result.problems, "samples_per_problem": result.samples_per_problem,
+                               "device": result.device}
+    out["seconds_total"] = time.perf_counter() - started
+    tokens = sum(m["generated_tokens"] for m in out["models"].values())
+    out["tokens_per_second_total"] = tokens / out["seconds_total"]
+    out["tokens_per_second_generating"] = tokens / sum(m["generate_seconds"] for m in out["models"].values())
+    _write(work, "hf_eval", out)
+
+
+# DeepSeek-R1-Distill-Qwen-1.5B's config.json (the body; the vocabulary is the tiny tokenizer's, see shape())
+PAPER_SHAPE = {"hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28, "num_attention_heads": 12,
+               "num_key_value_heads": 2, "max_position_embeddings": 131072, "rope_theta": 10000.0,
+               "rms_norm_eps": 1e-6, "tie_word_embeddings": False}
+
+
+def shape(work: Path, steps: int = 3, completion_tokens: int = 512) -> None:
+    """GRPO + LoRA (rank 32, alpha 128, all linear layers, the paper's recipe) on a random model with the paper
+    model's body, bf16, 4 completions of exactly ``completion_tokens`` tokens per step (EOS suppressed), rollouts
+    with transformers generate. The vocabulary is the tiny tokenizer's (the real one is not available offline),
+    so the embedding and LM head are smaller than the real model's 151,936 rows: a lower bound on step time."""
+    import shutil
+
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from tina_sweep.tiny import build_tiny_tokenizer
+    from tina_sweep.train import train_trial
+
+    target = work / "paper-shape-random"
+    if not (target / "model.safetensors.index.json").exists() and not (target / "model.safetensors").exists():
+        tokenizer = build_tiny_tokenizer()
+        config = Qwen2Config(vocab_size=len(tokenizer), pad_token_id=0, eos_token_id=3, bos_token_id=None,
+                             torch_dtype="bfloat16", **PAPER_SHAPE)
+        torch.manual_seed(0)
+        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+            model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+        shutil.rmtree(target, ignore_errors=True)
+        model.save_pretrained(target)
+        tokenizer.save_pretrained(target)
+        config_file = target / "tokenizer_config.json"
+        tokenizer_config = json.loads(config_file.read_text())
+        tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        config_file.write_text(json.dumps(tokenizer_config, indent=2))
+        parameters = sum(p.numel() for p in model.parameters())
+        del model
+        torch.cuda.empty_cache()
+    else:
+        parameters = None
+    base = trials(work)[0].spec
+    spec = base.model_copy(deep=True)
+    spec.model.name = str(target)
+    spec.lora.rank = 32
+    spec.algorithm.use_vllm = False
+    spec.algorithm.max_completion_length = completion_tokens
+    spec.algorithm.num_generations = 4
+    spec.training.prompts_per_step = 1
+    spec.training.gradient_accumulation_steps = 1
+    spec.training.max_steps = steps
+    spec.training.save_steps = steps
+    trial_dir = work / "shape-trial"
+    shutil.rmtree(trial_dir, ignore_errors=True)
+    step_times: list[float] = []
+    last = [time.perf_counter()]
+
+    def on_step(step, total, logs):
+        now = time.perf_counter()
+        step_times.append(now - last[0])
+        last[0] = now
+
+    import tina_sweep.train as train_module
+
+    plain_kwargs = train_module.grpo_config_kwargs
+
+    def full_length_kwargs(*args, **kwargs):  # every completion exactly completion_tokens long
+        return {**plain_kwargs(*args, **kwargs), "generation_kwargs": {"min_new_tokens": completion_tokens}}
+
+    train_module.grpo_config_kwargs = full_length_kwargs
+    try:
+        outcome = train_trial(spec, trial_dir, on_step=on_step)
+    finally:
+        train_module.grpo_config_kwargs = plain_kwargs
+    _write(work, "shape", {"parameters": parameters, "lora_rank": 32, "completions_per_step": 4,
+                           "completion_tokens": completion_tokens, "steps": outcome.steps, "step_seconds": step_times,
+                           "generated_tokens": outcome.generated_tokens,
+                           "peak_gpu_memory_gb": torch.cuda.max_memory_allocated() / 2**30
+                           if torch.cuda.is_available() else None})
+
+
 def summary(work: Path) -> dict:
     trained = _read(work, "train")
-    one = _read(work, "one_engine")
-    restarts = [_read(work, f"restart-{name}") for name in trained["trials"]]
     steps = [s for info in trained["trials"].values() for s in info["step_seconds"][1:]]  # skip the first step
-    restart_seconds = sum(r["seconds_total"] for r in restarts)
-    restart_tokens = sum(r["generated_tokens"] for r in restarts)
     report = {
         "device": f'{trained["device"]} x{trained["device_count"]}',
+        "vllm": _read(work, "prepare").get("vllm", True),
         "train_step_seconds_median": sorted(steps)[len(steps) // 2] if steps else None,
         "train_wall_seconds": {k: v["wall_seconds"] for k, v in trained["trials"].items()},
+    }
+    if (work / "shape.json").exists():
+        shaped = _read(work, "shape")
+        report["paper_shape_step_seconds"] = shaped["step_seconds"]
+        report["paper_shape_peak_gpu_memory_gb"] = shaped["peak_gpu_memory_gb"]
+    if not report["vllm"]:
+        hf = _read(work, "hf_eval")
+        report.update({
+            "eval_transformers_devices": sorted({m.get("device", "?") for m in hf["models"].values()}),
+            "eval_transformers_seconds": hf["seconds_total"],
+            "eval_transformers_tokens_per_second": hf["tokens_per_second_total"],
+            "eval_transformers_tokens_per_second_generating": hf["tokens_per_second_generating"],
+            "pass_at_1": {name: m["pass_at_1"] for name, m in hf["models"].items()},
+            "ratio_restart_over_one_engine": None,
+            "note": "vllm is not installed here: rollouts and evaluation used transformers; the one-engine vs "
+                    "merge-and-restart ratio needs vllm"})
+        print(json.dumps({"summary": report}, indent=2))
+        return report
+    one = _read(work, "one_engine")
+    restarts = [_read(work, f"restart-{name}") for name in trained["trials"]]
+    restart_seconds = sum(r["seconds_total"] for r in restarts)
+    restart_tokens = sum(r["generated_tokens"] for r in restarts)
+    report.update({
         "eval_one_engine_seconds": one["seconds_total"],
         "eval_one_engine_tokens_per_second": one["tokens_per_second_total"],
         "eval_one_engine_tokens_per_second_generating": one["tokens_per_second_generating"],
@@ -215,7 +354,7 @@ def summary(work: Path) -> dict:
         # the same adapters, problems and samples both ways; > 1 means one engine is faster
         "ratio_restart_over_one_engine": restart_seconds / one["seconds_total"],
         "adapter_check": _read(work, "check") if (work / "check.json").exists() else None,
-    }
+    })
     print(json.dumps({"summary": report}, indent=2))
     return report
 
@@ -225,4 +364,5 @@ if __name__ == "__main__":
     if phase == "restart":
         restart(work, sys.argv[3])
     else:
-        {"prepare": prepare, "train": train, "one_engine": one_engine, "check": check, "summary": summary}[phase](work)
+        {"prepare": prepare, "train": train, "one_engine": one_engine, "check": check, "summary": summary,
+         "hf_eval": hf_eval, "shape": shape}[phase](work)

@@ -6,6 +6,10 @@
 # then the paper's way (merge each adapter, start a fresh engine on it), checks once that an adapter's greedy
 # outputs differ from the base and match its merged copy, and prints step time, eval tokens/s and the ratio of
 # merge-and-restart time over one-engine time. Every phase runs in its own process (a clean GPU per engine).
+# Then the same study through the real CLI (`tina-sweep run`, default scale on a GPU: paper) for the runner's
+# device and cost records. Where vllm is not installed (TINA_GPU_CHECK_VLLM=0 forces it), rollouts and evaluation
+# use transformers, the ratio is not measured, and a few GRPO steps of a random model with the paper model's shape
+# are timed instead (SHAPE_STEPS=0 skips them).
 # Needs: a CUDA GPU; python with torch (CUDA), transformers, trl, peft, vllm (pip install -e '.[vllm]').
 set -euo pipefail
 
@@ -33,20 +37,41 @@ phase() {  # phase NAME [ARG]: one process, its time, its output in the log
 }
 
 "$PY" - <<'PYEOF' | tee -a "$LOG"
-import importlib, sys
+import importlib, importlib.util, sys
 import torch
 if not torch.cuda.is_available():
     sys.exit("gpu_check: no CUDA GPU visible")
-versions = {name: importlib.import_module(name).__version__ for name in ("torch", "transformers", "trl", "peft", "vllm")}
+versions = {name: importlib.import_module(name).__version__ if importlib.util.find_spec(name) else "not installed"
+            for name in ("torch", "transformers", "trl", "peft", "vllm")}
 print("device:", torch.cuda.get_device_name(0), "x", torch.cuda.device_count())
 print("versions:", versions)
 PYEOF
 
 phase prepare
 phase train
-phase one_engine
-for name in $("$PY" -c "import json,sys; print(' '.join(json.load(open(sys.argv[1]))['trials']))" "$WORK/train.json"); do
-  phase restart "$name"
-done
-phase check
+if [ "$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['vllm'])" "$WORK/prepare.json")" = True ]; then
+  phase one_engine
+  for name in $("$PY" -c "import json,sys; print(' '.join(json.load(open(sys.argv[1]))['trials']))" "$WORK/train.json"); do
+    phase restart "$name"
+  done
+  phase check
+else
+  echo "vllm is not installed: rollouts and evaluation use transformers (no one-engine vs restart ratio)"
+  phase hf_eval
+  if [ "${SHAPE_STEPS:-3}" != 0 ]; then phase shape; fi
+fi
+start=$(date +%s)
+"$PY" -c "from tina_sweep.cli import app; app()" run "$WORK/gpu_check_study.py" --sweeps-dir "$WORK/sweeps" \
+  --wandb off >> "$LOG" 2>&1 || { echo "gpu_check: tina-sweep run failed; last lines of $LOG:" >&2; tail -n 40 "$LOG" >&2; exit 1; }
+printf '%-28s %7d s\n' "tina-sweep run" $(( $(date +%s) - start ))
+"$PY" - "$WORK/sweeps/gpu_check" <<'PYEOF' | tee -a "$LOG"
+import json, pathlib, sys
+for result in sorted(pathlib.Path(sys.argv[1]).glob("trials/*/result.json")):
+    r = json.loads(result.read_text())
+    c = r["cost"]
+    print("cli trial", result.parent.name, "|", c["device"], "x", c["device_count"], "| $/device-hour",
+          c["price_per_device_hour"], "| train s", round(c["train_seconds"], 1), "eval s", round(c["eval_seconds"], 1),
+          "| usd", round(c["total_usd"], 5), "| peak GB", round(c["peak_memory_gb"], 2), "| pass@1", r["pass_at_1"],
+          "| eval on", sorted({b.get("device") for b in r["benchmarks"].values()}))
+PYEOF
 "$PY" "$REPO/benchmarks/gpu_check.py" summary "$WORK" | tee "$WORK/summary.txt"

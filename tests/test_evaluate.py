@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from tina_sweep.config import DataSpec, EvalSpec, ModelSpec, PromptSpec
 from tina_sweep.evaluate import evaluate_model, pass_at_1, summary
@@ -53,6 +54,9 @@ def test_greedy_eval_writes_per_problem_rows(greedy):
     assert progress == [("arithmetic", 4, 4)]
     numbers = summary(results)["arithmetic"]
     assert numbers["problems"] == 4 and "outcomes" not in numbers
+    # where generation ran is recorded (on a GPU machine the model is moved to "cuda:0")
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert result.device == expected and numbers["device"] == expected
 
 
 def test_greedy_eval_is_deterministic(greedy, tmp_path):

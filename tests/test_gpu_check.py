@@ -22,9 +22,24 @@ def gpu_check():
 
 @pytest.fixture(scope="module")
 def prepared(gpu_check, tmp_path_factory):
+    """The study as written on a machine where vllm imports."""
     work = tmp_path_factory.mktemp("gpu-check")
-    gpu_check.prepare(work)
+    available = gpu_check.vllm_available
+    gpu_check.vllm_available = lambda: True
+    try:
+        gpu_check.prepare(work)
+    finally:
+        gpu_check.vllm_available = available
     return work
+
+
+def test_without_vllm_the_study_uses_transformers_for_rollouts_and_evaluation(gpu_check, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINA_GPU_CHECK_VLLM", "0")
+    assert gpu_check.vllm_available() is False
+    gpu_check.prepare(tmp_path)
+    assert json.loads((tmp_path / "prepare.json").read_text())["vllm"] is False
+    for trial in gpu_check.trials(tmp_path):
+        assert trial.spec.algorithm.use_vllm is False and trial.spec.eval.backend == "transformers"
 
 
 def test_prepare_builds_a_local_model_and_a_two_trial_study(gpu_check, prepared):
@@ -75,7 +90,22 @@ def test_summary_ratio(gpu_check, tmp_path):
                                                           "tokens_per_second_generating": 800}))
     for name in "ab":
         (tmp_path / f"restart-{name}.json").write_text(json.dumps({"seconds_total": 50, "generated_tokens": 4000}))
+    (tmp_path / "prepare.json").write_text(json.dumps({"vllm": True}))
     report = gpu_check.summary(tmp_path)
     assert report["ratio_restart_over_one_engine"] == pytest.approx(2.5)
     assert report["train_step_seconds_median"] == 3 and report["eval_restart_tokens_per_second"] == 80
     assert report["device"] == "NVIDIA H100 80GB HBM3 x1"
+
+
+def test_summary_without_vllm(gpu_check, tmp_path):
+    (tmp_path / "prepare.json").write_text(json.dumps({"vllm": False}))
+    (tmp_path / "train.json").write_text(json.dumps({"device": "NVIDIA H100 80GB HBM3", "device_count": 1, "trials": {
+        "a": {"wall_seconds": 6, "step_seconds": [5, 0.5, 0.7]}}}))
+    (tmp_path / "hf_eval.json").write_text(json.dumps({
+        "seconds_total": 40, "tokens_per_second_total": 300, "tokens_per_second_generating": 400,
+        "models": {"base": {"pass_at_1": 0.25, "device": "cuda:0"}, "a": {"pass_at_1": 0.5, "device": "cuda:0"}}}))
+    (tmp_path / "shape.json").write_text(json.dumps({"step_seconds": [60, 29, 31], "peak_gpu_memory_gb": 4.9}))
+    report = gpu_check.summary(tmp_path)
+    assert report["ratio_restart_over_one_engine"] is None and "vllm" in report["note"]
+    assert report["train_step_seconds_median"] == 0.7 and report["eval_transformers_devices"] == ["cuda:0"]
+    assert report["pass_at_1"] == {"base": 0.25, "a": 0.5} and report["paper_shape_step_seconds"] == [60, 29, 31]

@@ -32,6 +32,7 @@ class BenchmarkResult:
     generated_tokens: int
     wall_seconds: float
     outcomes: list[dict] = field(default_factory=list, repr=False)
+    device: str = ""  # where generation ran ("cuda:0", "cpu")
 
 
 def pass_at_1(successes_per_problem: list[list[bool]]) -> float:
@@ -42,10 +43,13 @@ def pass_at_1(successes_per_problem: list[list[bool]]) -> float:
 
 
 def load_eval_model(model: ModelSpec, adapter_dir: Path | None, dtype: str):
-    """The base model, with a LoRA adapter merged in when given (merged weights decode faster)."""
+    """The base model, with a LoRA adapter merged in when given (merged weights decode faster), on the GPU where
+    there is one (the job's process sees only its own GPU)."""
     from tina_sweep.train import load_model_and_tokenizer
 
     base, tokenizer = load_model_and_tokenizer(model.name, dtype, model.attn_implementation)
+    if torch.cuda.is_available():
+        base = base.to("cuda")
     if adapter_dir is not None:
         from peft import PeftModel
 
@@ -94,7 +98,7 @@ def evaluate_benchmark(model, tokenizer, problems: list[Problem], name: str, pro
                          "success_rate": sum(correct) / len(correct),
                          "extracted": [last_boxed(t) for t in samples], "completions": samples})
     return BenchmarkResult(name, pass_at_1(successes), len(problems), spec.samples_per_problem, tokens,
-                           time.perf_counter() - started, outcomes)
+                           time.perf_counter() - started, outcomes, device=str(model.device))
 
 
 def evaluation_prompt(prompt: PromptSpec, spec: EvalSpec) -> PromptSpec:
