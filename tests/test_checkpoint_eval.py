@@ -62,3 +62,36 @@ def test_training_keeps_every_checkpoint(checkpointed):
     assert json.loads((trial_dir / "grpo_config.json").read_text())["save_total_limit"] is None
     assert sorted(p.name for p in (trial_dir / "checkpoints").glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
 
+
+
+def test_vllm_backend_evaluates_final_adapter_and_checkpoints_from_one_engine(tmp_path, tiny_model_dir, monkeypatch):
+    """With eval.backend vllm the final adapter and the chosen checkpoints share one engine and one generate call
+    (vLLM needs a GPU: its LLM is a stand-in that answers 2 under the final adapter, 3 under a checkpoint)."""
+    import tina_sweep.backends.vllm_backend as vb
+    from test_backends import FakeLLM, FakeParams, FakeRequest, _Choice, _Output
+
+    class ByAdapter(FakeLLM):
+        def generate(self, prompts, params, lora_request=None, use_tqdm=False):
+            self.calls.append((list(prompts), params.kwargs, list(lora_request)))
+            text = {"final": "\\boxed{2}", "checkpoint-1": "\\boxed{3}"}
+            return [_Output([_Choice(text[r.lora_name], [1, 2]) for _ in range(params.kwargs["n"])])
+                    for r in lora_request]
+
+    monkeypatch.setattr(vb, "_default_classes", lambda: (ByAdapter, FakeRequest, FakeParams))
+    FakeLLM.instances = []
+    job = Job("rank=4-s42-vllm", "trial", smoke_spec(**{"eval.backend": "vllm"}), {"lora.rank": 4})
+    result = run_job(job, tmp_path / "trial", {"cpu": 0.1}, 1, None, None, 1)
+    (engine,) = FakeLLM.instances  # the base model loaded once for the adapter and its checkpoint
+    (call,) = engine.calls
+    prompts, _, requests = call
+    assert len(prompts) == 16 and [r.lora_name for r in requests] == ["final"] * 8 + ["checkpoint-1"] * 8
+    assert requests[0].lora_path == str((tmp_path / "trial" / "adapter").resolve())
+    assert requests[8].lora_path == str((tmp_path / "trial" / "checkpoints" / "checkpoint-1").resolve())
+    answers = [json.loads(line)["answers"] for line in (tmp_path / "trial/eval/arithmetic.jsonl").read_text().splitlines()]
+    twos = sum(a == ["2"] for a in answers) / 8
+    assert result["pass_at_1"]["arithmetic"] == pytest.approx(twos)
+    threes = sum(json.loads(line)["answers"] == ["3"]
+                 for line in (tmp_path / "trial/eval/checkpoint-1/arithmetic.jsonl").read_text().splitlines()) / 8
+    assert result["checkpoints"]["checkpoint-1"]["pass_at_1"]["arithmetic"] == pytest.approx(threes)
+    assert result["checkpoints"]["checkpoint-2"]["pass_at_1"] == result["pass_at_1"]
+    assert result["cost"]["eval_tokens"] == 16 * 2

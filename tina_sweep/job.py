@@ -79,17 +79,21 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
     on_progress = (lambda name, done, total: report("eval", name, done, total)) if report else None
     with tracked(tracking, "eval", job) as run:
         started = time.perf_counter()
-        results = evaluate_model(job.spec.model, job.spec.prompt, job.spec.eval, adapter, trial_dir / "eval", seed,
-                                 on_progress=on_progress)
-        eval_seconds = time.perf_counter() - started
         checkpoints: dict[str, dict[str, Any]] = {}
-        if eval_checkpoints and job.kind == "trial":
-            checkpoints, more = evaluate_checkpoints(job.spec, trial_dir, steps, eval_checkpoints, results, seed,
-                                                     on_progress)
-            results_all = results + more
-            eval_seconds += sum(c["eval_seconds"] for c in checkpoints.values())
+        more: list = []
+        if eval_checkpoints and job.kind == "trial" and job.spec.eval.backend == "vllm":
+            results, checkpoints, more = evaluate_checkpoints_one_engine(job.spec, trial_dir, adapter, steps,
+                                                                         eval_checkpoints, seed, on_progress)
+            eval_seconds = time.perf_counter() - started
         else:
-            results_all = results
+            results = evaluate_model(job.spec.model, job.spec.prompt, job.spec.eval, adapter, trial_dir / "eval", seed,
+                                     on_progress=on_progress)
+            eval_seconds = time.perf_counter() - started
+            if eval_checkpoints and job.kind == "trial":
+                checkpoints, more = evaluate_checkpoints(job.spec, trial_dir, steps, eval_checkpoints, results, seed,
+                                                         on_progress)
+                eval_seconds += sum(c["eval_seconds"] for c in checkpoints.values())
+        results_all = results + more
         cost = trial_cost(train_seconds, eval_seconds, train_tokens, sum(r.generated_tokens for r in results_all),
                           prices)
 
@@ -141,8 +145,41 @@ def evaluate_checkpoints(spec: TrialSpec, trial_dir: Path, final_step: int, ever
                                  on_progress=progress)
         block[name] = _checkpoint_entry(step, results, time.perf_counter() - started)
         evaluated.extend(results)
-    name = f"checkpoint-{final_step}"
-    final_dir = trial_dir / "eval" / name
+    _link_final(spec, trial_dir, final_step)
+    block[f"checkpoint-{final_step}"] = _checkpoint_entry(final_step, final, 0.0)
+    return block, evaluated
+
+
+def evaluate_checkpoints_one_engine(spec: TrialSpec, trial_dir: Path, adapter: Path, final_step: int, every: int,
+                                    seed: int, on_progress: Any = None) -> tuple[list, dict[str, dict[str, Any]], list]:
+    """``eval.backend = "vllm"``: the final adapter and every ``every``-th checkpoint from ONE engine (the base model
+    loaded once, a LoRARequest per checkpoint, one generate call) instead of an engine per checkpoint. Returns the
+    final adapter's results, the ``checkpoints`` block of result.json and the checkpoints' results."""
+    from tina_sweep.backends.vllm_backend import AdapterJob, VLLMEvaluator
+    from tina_sweep.evaluate import evaluation_prompt
+    from tina_sweep.train import saved_checkpoints
+
+    chosen = checkpoints_to_evaluate(saved_checkpoints(trial_dir / "checkpoints"), every, final_step)
+    names = {step: f"checkpoint-{step}" for step in chosen}
+    jobs = [AdapterJob("final", adapter, trial_dir / "eval")] + [
+        AdapterJob(names[step], folder, trial_dir / "eval" / names[step]) for step, folder in chosen.items()]
+    evaluator = VLLMEvaluator(spec.model, spec.eval, jobs, seed)
+    progress = (lambda name, bench, done, total: on_progress(bench if name == "final" else f"{name} {bench}", done,
+                                                             total)) if on_progress else None
+    try:
+        by_name = evaluator.evaluate_all(evaluation_prompt(spec.prompt, spec.eval), progress)
+    finally:
+        evaluator.close()
+    block = {names[step]: _checkpoint_entry(step, by_name[names[step]], sum(r.wall_seconds for r in by_name[names[step]]))
+             for step in chosen}
+    _link_final(spec, trial_dir, final_step)
+    block[f"checkpoint-{final_step}"] = _checkpoint_entry(final_step, by_name["final"], 0.0)
+    return by_name["final"], block, [r for step in chosen for r in by_name[names[step]]]
+
+
+def _link_final(spec: TrialSpec, trial_dir: Path, final_step: int) -> None:
+    """The final step's checkpoint folder shows the final adapter's outcome files (same weights, no extra cost)."""
+    final_dir = trial_dir / "eval" / f"checkpoint-{final_step}"
     final_dir.mkdir(parents=True, exist_ok=True)
     for benchmark in spec.eval.benchmarks:
         source, target = trial_dir / "eval" / f"{benchmark.name}.jsonl", final_dir / f"{benchmark.name}.jsonl"
@@ -151,8 +188,6 @@ def evaluate_checkpoints(spec: TrialSpec, trial_dir: Path, final_step: int, ever
             os.link(source, target)
         except OSError:
             shutil.copy2(source, target)
-    block[name] = _checkpoint_entry(final_step, final, 0.0)
-    return block, evaluated
 
 
 def _checkpoint_entry(step: int, results: list, seconds: float) -> dict[str, Any]:
