@@ -43,7 +43,7 @@ SCALES: dict[str, dict[str, Any]] = {
         "algorithm": {"name": "dr_grpo", "beta": 0.0, "num_generations": 4, "max_completion_length": 24,
                       "temperature": 1.0, "top_k": 50,
                       "rewards": [{"name": "accuracy", "weight": 1.0}, {"name": "boxed_format", "weight": 0.5}]},
-        "training": {"learning_rate": 2e-4, "lr_scheduler_type": "constant", "max_steps": 25,
+        "training": {"learning_rate": 2e-4, "lr_scheduler_type": "constant", "max_steps": 30,
                      "prompts_per_step": 2, "save_steps": 5},
         "dataset": {"name": "arithmetic", "limit": 2000},
         "eval": {"benchmarks": [{"name": "arithmetic", "limit": 100}, {"name": "mawps", "limit": 50}],
