@@ -63,8 +63,6 @@ def _read(work: Path, name: str) -> dict:
 def gpu_tiny_model(target: Path) -> Path:
     """The repository's tiny random Qwen2 and word-level tokenizer, widened to head_dim 64 (vLLM's attention
     kernels take head sizes from 32 up), saved as safetensors."""
-    import shutil
-
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -81,6 +79,15 @@ def gpu_tiny_model(target: Path) -> Path:
     model = Qwen2ForCausalLM(config).to(torch.bfloat16)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
+    save_model_dir(model, tokenizer, target)
+    return target
+
+
+def save_model_dir(model, tokenizer, target: Path) -> None:
+    """Save a model and the tiny tokenizer as a loadable folder; written aside, then renamed into place (a
+    folder at ``target`` is always complete)."""
+    import shutil
+
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial)
@@ -91,7 +98,6 @@ def gpu_tiny_model(target: Path) -> Path:
     config_file.write_text(json.dumps(tokenizer_config, indent=2))
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
-    return target
 
 
 def trials(work: Path):
@@ -256,20 +262,14 @@ def shape(work: Path, steps: int = 3, completion_tokens: int = 512) -> None:
     from tina_sweep.train import train_trial
 
     target = work / "paper-shape-random"
-    if not (target / "model.safetensors.index.json").exists() and not (target / "model.safetensors").exists():
+    if not (target / "config.json").exists():
         tokenizer = build_tiny_tokenizer()
         config = Qwen2Config(vocab_size=len(tokenizer), pad_token_id=0, eos_token_id=3, bos_token_id=None,
                              torch_dtype="bfloat16", **PAPER_SHAPE)
         torch.manual_seed(0)
         with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
             model = Qwen2ForCausalLM(config).to(torch.bfloat16)
-        shutil.rmtree(target, ignore_errors=True)
-        model.save_pretrained(target)
-        tokenizer.save_pretrained(target)
-        config_file = target / "tokenizer_config.json"
-        tokenizer_config = json.loads(config_file.read_text())
-        tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
-        config_file.write_text(json.dumps(tokenizer_config, indent=2))
+        save_model_dir(model, tokenizer, target)
         parameters = sum(p.numel() for p in model.parameters())
         del model
         torch.cuda.empty_cache()
