@@ -224,13 +224,12 @@ def hf_eval(work: Path) -> None:
     from tina_sweep.evaluate import evaluate_model
 
     spec = trials(work)[0].spec
-    eval_spec = spec.eval
     models = {"base": None, **{name: Path(info["adapter"]) for name, info in _read(work, "train")["trials"].items()}}
     out: dict = {"models": {}}
     started = time.perf_counter()
     for name, adapter in models.items():
         began = time.perf_counter()
-        result = evaluate_model(spec.model, spec.prompt, eval_spec, adapter, work / "eval-hf" / name, seed=0)[0]
+        result = evaluate_model(spec.model, spec.prompt, spec.eval, adapter, work / "eval-hf" / name, seed=0)[0]
         out["models"][name] = {"seconds_total": time.perf_counter() - began, "generate_seconds": result.wall_seconds,
                                "generated_tokens": result.generated_tokens, "pass_at_1": result.pass_at_1,
                                "problems": result.problems, "samples_per_problem": result.samples_per_problem,

@@ -170,8 +170,10 @@ def evaluate_checkpoints_one_engine(spec: TrialSpec, trial_dir: Path, adapter: P
         by_name = evaluator.evaluate_all(evaluation_prompt(spec.prompt, spec.eval), progress)
     finally:
         evaluator.close()
-    block = {names[step]: _checkpoint_entry(step, by_name[names[step]], sum(r.wall_seconds for r in by_name[names[step]]))
-             for step in chosen}
+    block = {}
+    for step in chosen:
+        results = by_name[names[step]]
+        block[names[step]] = _checkpoint_entry(step, results, sum(r.wall_seconds for r in results))
     _link_final(spec, trial_dir, final_step)
     block[f"checkpoint-{final_step}"] = _checkpoint_entry(final_step, by_name["final"], 0.0)
     return by_name["final"], block, [r for step in chosen for r in by_name[names[step]]]
