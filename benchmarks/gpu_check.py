@@ -37,7 +37,8 @@ study = Study(
         "model.name": {model!r}, "model.attn_implementation": "sdpa",
         "prompt.system": "Give only the final number inside \\\\boxed{{}}.", "prompt.chat_template": None,
         "algorithm.num_generations": 4, "algorithm.max_completion_length": 64, "algorithm.temperature": 1.0,
-        "algorithm.rewards": [{{"name": "accuracy", "weight": 1.0}}, {{"name": "boxed_format", "weight": 0.5}}],
+        "algorithm.rewards": [{{"name": "accuracy", "weight": 1.0}}, {{"name": "boxed_format", "weight": 0.5}},
+                              {{"name": "length", "weight": 1.0}}],
         "algorithm.use_vllm": {use_vllm}, "eval.backend": {backend!r},
         "algorithm.vllm_gpu_memory_utilization": 0.25, "algorithm.vllm_max_model_length": 512,
         "training.learning_rate": 1e-3, "training.lr_scheduler_type": "constant", "training.warmup_ratio": 0.0,
@@ -49,6 +50,13 @@ study = Study(
         "eval.gpu_memory_utilization": 0.5}}}}}},
 )
 '''
+
+
+# A random model never earns the accuracy or the format reward: with those alone every group's rewards are equal,
+# GRPO's advantages and gradients are zero and the LoRA stays at its initialisation (B = 0, the base model; the
+# first vLLM run on an H100 showed grad_norm 0.0 at every step and the adapter check found adapter == base). The
+# Kimi length reward (wrong answers: min(0, 0.5 - relative length)) varies with completion length, so the adapters
+# move and the adapter check has something to see.
 
 
 def _write(work: Path, name: str, payload: dict) -> None:
@@ -114,14 +122,24 @@ def vllm_available() -> bool:
     return os.environ.get("TINA_GPU_CHECK_VLLM", "1") != "0" and importlib.util.find_spec("vllm") is not None
 
 
+def vllm_rollouts_wanted() -> bool:
+    """Whether training should use vLLM rollouts (``TINA_GPU_CHECK_VLLM_ROLLOUTS=0``: transformers generation
+    while evaluation still uses vLLM; gpu_check.sh sets it when the vLLM-rollout training phase fails)."""
+    import os
+
+    return vllm_available() and os.environ.get("TINA_GPU_CHECK_VLLM_ROLLOUTS", "1") != "0"
+
+
 def prepare(work: Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
     model = gpu_tiny_model(work / "tiny-qwen2-h256")
     use_vllm = vllm_available()
+    rollouts = vllm_rollouts_wanted()
     (work / "gpu_check_study.py").write_text(STUDY_TEXT.format(
-        model=str(model), use_vllm=use_vllm, backend="vllm" if use_vllm else "transformers"))
+        model=str(model), use_vllm=rollouts, backend="vllm" if use_vllm else "transformers"))
     found = trials(work)
-    _write(work, "prepare", {"model": str(model), "trials": [t.trial_id for t in found], "vllm": use_vllm})
+    _write(work, "prepare", {"model": str(model), "trials": [t.trial_id for t in found], "vllm": use_vllm,
+                             "rollouts": "vllm" if rollouts else "transformers"})
 
 
 def train(work: Path) -> None:
@@ -320,6 +338,7 @@ def summary(work: Path) -> dict:
     report = {
         "device": f'{trained["device"]} x{trained["device_count"]}',
         "vllm": _read(work, "prepare").get("vllm", True),
+        "rollouts": _read(work, "prepare").get("rollouts"),
         "train_step_seconds_median": sorted(steps)[len(steps) // 2] if steps else None,
         "train_wall_seconds": {k: v["wall_seconds"] for k, v in trained["trials"].items()},
     }

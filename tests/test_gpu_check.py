@@ -109,3 +109,36 @@ def test_summary_without_vllm(gpu_check, tmp_path):
     assert report["ratio_restart_over_one_engine"] is None and "vllm" in report["note"]
     assert report["train_step_seconds_median"] == 0.7 and report["eval_transformers_devices"] == ["cuda:0"]
     assert report["pass_at_1"] == {"base": 0.25, "a": 0.5} and report["paper_shape_step_seconds"] == [60, 29, 31]
+
+
+def test_the_check_study_gives_a_random_model_a_gradient(gpu_check, tmp_path, monkeypatch):
+    """A random model earns neither the accuracy nor the format reward; the study's length reward must still give
+    GRPO a gradient, or the adapters stay equal to the base model (the first vLLM run on an H100: grad_norm 0.0 at
+    every step, and the adapter check found the adapter's outputs identical to the base's)."""
+    from safetensors.torch import load_file
+
+    from tina_sweep.train import train_trial
+
+    monkeypatch.setenv("TINA_GPU_CHECK_VLLM", "0")
+    gpu_check.prepare(tmp_path)
+    spec = gpu_check.trials(tmp_path)[0].spec.model_copy(deep=True)
+    assert "length" in [r.name for r in spec.algorithm.rewards]
+    spec.training.max_steps = spec.training.save_steps = 2
+    outcome = train_trial(spec, tmp_path / "trial")
+    logs = [json.loads(line) for line in (tmp_path / "trial" / "train_log.jsonl").read_text().splitlines()]
+    steps = [log for log in logs if "grad_norm" in log]
+    assert steps and all(log["rewards/accuracy/mean"] == 0 for log in steps)  # nothing right, as expected
+    assert any(log["reward_std"] > 0 and log["grad_norm"] > 0 for log in steps)
+    weights = load_file(Path(outcome.adapter_dir) / "adapter_model.safetensors")
+    assert any(tensor.abs().sum() > 0 for name, tensor in weights.items() if "lora_B" in name)  # not the base
+
+
+def test_failed_vllm_rollouts_fall_back_to_transformers_generation_but_keep_vllm_evaluation(gpu_check, tmp_path,
+                                                                                           monkeypatch):
+    monkeypatch.setattr(gpu_check, "vllm_available", lambda: True)
+    monkeypatch.setenv("TINA_GPU_CHECK_VLLM_ROLLOUTS", "0")  # what gpu_check.sh sets after a failed train phase
+    gpu_check.prepare(tmp_path)
+    report = json.loads((tmp_path / "prepare.json").read_text())
+    assert report["vllm"] is True and report["rollouts"] == "transformers"
+    for trial in gpu_check.trials(tmp_path):
+        assert trial.spec.algorithm.use_vllm is False and trial.spec.eval.backend == "vllm"
