@@ -121,6 +121,10 @@ def run(
                                                 "else its name)"),
     redefine: bool = typer.Option(False, help="accept a definition whose trials clash with the ones the ledger "
                                   "holds under this study's name (its finished trials stay in the ledger)"),
+    share_eval_engine: bool = typer.Option(True, "--share-eval-engine/--engine-per-trial", help="eval.backend "
+                                           "vllm: evaluate the base model and every adapter this run trained "
+                                           "through one engine once training is done (default), or one engine per "
+                                           "trial as soon as it has trained"),
 ) -> None:
     """Run every unfinished trial of a study (train + evaluate), then print and save the results table."""
     from tina_sweep.results import print_results, results_frame, write_results
@@ -140,7 +144,7 @@ def run(
         wandb_mode, wandb_project or study.wandb_project or study.name, study.name,
         str(sweeps_dir / study.name), chosen)
     options = RunOptions(chosen, sweeps_dir, storage, workers, threads_per_worker, max_retries, price_table,
-                         tracking, eval_checkpoints)
+                         tracking, eval_checkpoints, share_eval_engine)
     results = _one_line_failures(lambda: run_study(study, trials, options),
                                  "interrupted; finished trials are recorded, run the same command again to continue")
     if not results:
@@ -215,6 +219,10 @@ def worker(
     prices: Optional[Path] = typer.Option(None, help="JSON {device name: $ per device-hour} overriding the "
                                           "default price table"),
     eval_checkpoints: int = typer.Option(0, min=0, help="also evaluate every K-th saved checkpoint of each trial"),
+    share_eval_engine: bool = typer.Option(True, "--share-eval-engine/--engine-per-trial", help="eval.backend "
+                                           "vllm: evaluate the base model and every adapter this worker trained "
+                                           "through one engine once training is done (default), or one engine per "
+                                           "trial as soon as it has trained"),
 ) -> None:
     """Join a study from any machine: claim its trials from the ledger one by one and run them until none is
     waiting or running anywhere (start as many workers as you have devices; `tina-sweep status` shows them)."""
@@ -225,7 +233,7 @@ def worker(
     price_table = _prices(prices)
     _preflight(study, trials, chosen, storage, sweeps_dir)
     options = RunOptions(chosen, sweeps_dir, storage, workers, threads_per_worker, max_retries, price_table,
-                         None, eval_checkpoints)
+                         None, eval_checkpoints, share_eval_engine)
     summary = _one_line_failures(lambda: run_worker(study, trials, options),
                                  "interrupted; this worker's running trials were handed back to the ledger")
     console.print(f"worker done: {summary.finished} trial(s) finished here, {summary.failed} failed; no trial of "

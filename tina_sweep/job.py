@@ -4,6 +4,10 @@ Everything a job produces lives in its trial folder: ``grpo_config.json``, ``che
 ``train_log.jsonl``, ``eval/<benchmark>.jsonl`` (per-problem outcomes; ``eval/checkpoint-N/<benchmark>.jsonl``
 for evaluated checkpoints) and, written last and atomically, ``result.json``. A job that dies leaves no
 ``result.json`` and no ledger record, so nothing is half-recorded.
+
+With ``eval.backend = "vllm"`` a worker may defer evaluation (``run_job(..., defer_eval=True)`` trains and writes
+``trained.json``) and later evaluate every job it holds through one engine (``evaluate_together``): the base model
+is loaded once and each trial's adapter (and evaluated checkpoint) is a LoRARequest of one generate call.
 """
 
 from __future__ import annotations
@@ -46,14 +50,39 @@ def write_json_atomic(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+@dataclass
+class Trained:
+    """What training leaves for evaluation (``trained.json`` when the evaluation waits for a shared engine)."""
+
+    seconds: float = 0.0
+    tokens: int = 0
+    steps: int = 0
+    adapter: str | None = None
+    resumed: str | None = None
+    final_reward: float | None = None
+
+    @property
+    def adapter_dir(self) -> Path | None:
+        return Path(self.adapter) if self.adapter else None
+
+    @classmethod
+    def read(cls, trial_dir: Path) -> Trained:
+        return cls(**json.loads((trial_dir / "trained.json").read_text()))
+
+
+def job_seed(job: Job) -> int:
+    return job.spec.seed if isinstance(job.spec, TrialSpec) else 0
+
+
 def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | None = None,
-            progress: Any = None, tracking: Tracking | None = None, eval_checkpoints: int = 0) -> dict[str, Any]:
+            progress: Any = None, tracking: Tracking | None = None, eval_checkpoints: int = 0,
+            defer_eval: bool = False) -> dict[str, Any] | None:
     """Run a job to completion in this process and return (and write) its result. ``tracking`` opens a W&B run
-    per phase (train, eval); ``eval_checkpoints`` K > 0 also evaluates every K-th saved checkpoint."""
+    per phase (train, eval); ``eval_checkpoints`` K > 0 also evaluates every K-th saved checkpoint.
+    ``defer_eval``: train only, write ``trained.json`` and return None (``evaluate_together`` evaluates later)."""
     import torch
 
-    from tina_sweep.cost import trial_cost
-    from tina_sweep.evaluate import evaluate_model, summary
+    from tina_sweep.evaluate import evaluate_model
     from tina_sweep.tracking import record_eval, record_summary, tracked, train_summary
 
     if threads:
@@ -62,7 +91,7 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
     (trial_dir / "spec.json").write_text(json.dumps(job.to_attrs(), indent=2))
     report = (lambda *message: progress.put((job.job_id, *message))) if progress is not None else None
 
-    train_seconds, train_tokens, steps, adapter, resumed, final_reward = 0.0, 0, 0, None, None, None
+    trained = Trained()
     if job.kind == "trial":
         from tina_sweep.train import train_trial
 
@@ -70,12 +99,15 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
             outcome = train_trial(job.spec, trial_dir,
                                   on_step=(lambda step, total, logs: report("step", step, total)) if report else None,
                                   report_to=["wandb"] if run is not None else "none")
-            train_seconds, train_tokens, steps = outcome.wall_seconds, outcome.generated_tokens, outcome.steps
-            adapter, resumed = outcome.adapter_dir, outcome.resumed_from
-            final_reward = outcome.log_history[-1].get("reward") if outcome.log_history else None
-            record_summary(run, train_summary(steps, train_seconds, train_tokens, final_reward))
+            trained = Trained(outcome.wall_seconds, outcome.generated_tokens, outcome.steps,
+                              str(outcome.adapter_dir), outcome.resumed_from,
+                              outcome.log_history[-1].get("reward") if outcome.log_history else None)
+            record_summary(run, train_summary(trained.steps, trained.seconds, trained.tokens, trained.final_reward))
+    if defer_eval:
+        write_json_atomic(trial_dir / "trained.json", trained.__dict__)
+        return None
 
-    seed = job.spec.seed if isinstance(job.spec, TrialSpec) else 0
+    adapter, steps, seed = trained.adapter_dir, trained.steps, job_seed(job)
     on_progress = (lambda name, done, total: report("eval", name, done, total)) if report else None
     with tracked(tracking, "eval", job) as run:
         started = time.perf_counter()
@@ -93,30 +125,94 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
                 checkpoints, more = evaluate_checkpoints(job.spec, trial_dir, steps, eval_checkpoints, results, seed,
                                                          on_progress)
                 eval_seconds += sum(c["eval_seconds"] for c in checkpoints.values())
-        results_all = results + more
-        cost = trial_cost(train_seconds, eval_seconds, train_tokens, sum(r.generated_tokens for r in results_all),
-                          prices)
-
-        pass_at_1 = {r.benchmark: r.pass_at_1 for r in results}
-        result = {
-            "trial_id": job.job_id,
-            "kind": job.kind,
-            "axes": job.axes,
-            "pass_at_1": pass_at_1,
-            "average": sum(pass_at_1.values()) / len(pass_at_1),
-            "benchmarks": summary(results),
-            "train_steps": steps,
-            "resumed_from_checkpoint": resumed,
-            "final_train_reward": final_reward,
-            "cost": cost.as_dict(),
-            "eval_problems_per_second": sum(r.problems for r in results_all) / max(eval_seconds, 1e-9),
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        if checkpoints:
-            result["checkpoints"] = checkpoints
+        result = job_result(job, trained, results, checkpoints, more, eval_seconds, prices)
         record_eval(run, result)
     write_json_atomic(trial_dir / "result.json", result)
     return result
+
+
+def job_result(job: Job, trained: Trained, results: list, checkpoints: dict[str, dict[str, Any]], more: list,
+               eval_seconds: float, prices: dict[str, float]) -> dict[str, Any]:
+    """The result.json of a job: Pass@1 per benchmark, cost (training and evaluation), checkpoints."""
+    from tina_sweep.cost import trial_cost
+    from tina_sweep.evaluate import summary
+
+    results_all = results + more
+    cost = trial_cost(trained.seconds, eval_seconds, trained.tokens, sum(r.generated_tokens for r in results_all),
+                      prices)
+    pass_at_1 = {r.benchmark: r.pass_at_1 for r in results}
+    result = {
+        "trial_id": job.job_id,
+        "kind": job.kind,
+        "axes": job.axes,
+        "pass_at_1": pass_at_1,
+        "average": sum(pass_at_1.values()) / len(pass_at_1),
+        "benchmarks": summary(results),
+        "train_steps": trained.steps,
+        "resumed_from_checkpoint": trained.resumed,
+        "final_train_reward": trained.final_reward,
+        "cost": cost.as_dict(),
+        "eval_problems_per_second": sum(r.problems for r in results_all) / max(eval_seconds, 1e-9),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if checkpoints:
+        result["checkpoints"] = checkpoints
+    return result
+
+
+def evaluate_together(entries: list[tuple[Job, Path]], prices: dict[str, float], tracking: Tracking | None = None,
+                      eval_checkpoints: int = 0, on_progress: Any = None) -> list[dict[str, Any]]:
+    """``eval.backend = "vllm"``: evaluate jobs that share a model and evaluation settings through ONE engine (the
+    base model loaded once; each trial's adapter, and every ``eval_checkpoints``-th checkpoint, a LoRARequest of
+    one generate call) and write each job's result.json. Trials must have run with ``defer_eval`` (their
+    ``trained.json``); a baseline job is the base model itself. Each job is charged its tokens' share of the
+    generation time plus an equal share of the engine's start."""
+    from tina_sweep.backends.vllm_backend import AdapterJob, VLLMEvaluator
+    from tina_sweep.evaluate import evaluation_prompt
+    from tina_sweep.tracking import record_eval, tracked
+    from tina_sweep.train import saved_checkpoints
+
+    first = entries[0][0].spec
+    adapters, plans = [], []
+    for job, trial_dir in entries:
+        trained = Trained.read(trial_dir) if job.kind == "trial" else Trained()
+        adapters.append(AdapterJob(job.job_id, trained.adapter_dir, trial_dir / "eval", job_seed(job)))
+        chosen = {}
+        if eval_checkpoints and job.kind == "trial":
+            chosen = checkpoints_to_evaluate(saved_checkpoints(trial_dir / "checkpoints"), eval_checkpoints,
+                                             trained.steps)
+            adapters += [AdapterJob(f"{job.job_id}/checkpoint-{step}", folder, trial_dir / "eval" / f"checkpoint-{step}",
+                                    job_seed(job)) for step, folder in chosen.items()]
+        plans.append((job, trial_dir, trained, chosen))
+    evaluator = VLLMEvaluator(first.model, first.eval, adapters, job_seed(entries[0][0]))
+    trained_adapters = [a for a in adapters if a.adapter_dir is not None]
+    check = None
+    try:
+        if first.eval.check_adapters and trained_adapters:
+            check = adapter_check(first, evaluator, trained_adapters[0], entries[0][1].parent)
+        by_name = evaluator.evaluate_all(evaluation_prompt(first.prompt, first.eval), on_progress)
+    finally:
+        evaluator.close()
+    engine = {"shared_by_jobs": len(entries), "models": len(adapters), "load_seconds": evaluator.load_seconds,
+              "adapter_check": check}
+    written = []
+    for job, trial_dir, trained, chosen in plans:
+        results = by_name[job.job_id]
+        block, more = {}, []
+        for step in chosen:
+            step_results = by_name[f"{job.job_id}/checkpoint-{step}"]
+            block[f"checkpoint-{step}"] = _checkpoint_entry(step, step_results, sum(r.wall_seconds for r in step_results))
+            more += step_results
+        if eval_checkpoints and job.kind == "trial":
+            _link_final(job.spec, trial_dir, trained.steps)
+            block[f"checkpoint-{trained.steps}"] = _checkpoint_entry(trained.steps, results, 0.0)
+        eval_seconds = evaluator.load_seconds / len(entries) + sum(r.wall_seconds for r in results + more)
+        with tracked(tracking, "eval", job) as run:
+            result = {**job_result(job, trained, results, block, more, eval_seconds, prices), "eval_engine": engine}
+            record_eval(run, result)
+        write_json_atomic(trial_dir / "result.json", result)
+        written.append(result)
+    return written
 
 
 def checkpoints_to_evaluate(saved: dict[int, Path], every: int, final_step: int) -> dict[int, Path]:
@@ -177,6 +273,31 @@ def evaluate_checkpoints_one_engine(spec: TrialSpec, trial_dir: Path, adapter: P
     _link_final(spec, trial_dir, final_step)
     block[f"checkpoint-{final_step}"] = _checkpoint_entry(final_step, by_name["final"], 0.0)
     return by_name["final"], block, [r for step in chosen for r in by_name[names[step]]]
+
+
+def adapter_check(spec: TrialSpec | BaselineSpec, evaluator: Any, adapter: Any, scratch: Path) -> dict[str, Any]:
+    """``eval.check_adapters``: before a shared engine evaluates, check greedily on 8 problems that one adapter
+    served as a LoRA changes the base model's outputs and agrees with a merged copy of it (served by a short-lived
+    engine of its own, deleted afterwards). A failure stops the evaluation: LoRA serving cannot be trusted."""
+    from tina_sweep.backends.lighteval_backend import merge_adapter
+    from tina_sweep.backends.vllm_backend import merged_greedy
+    from tina_sweep.data import load_benchmark
+    from tina_sweep.evaluate import evaluation_prompt
+
+    prompt = evaluation_prompt(spec.prompt, spec.eval)
+    problems = load_benchmark(spec.eval.benchmarks[0])[:8]
+    merged_dir = scratch / f".adapter-check-{os.getpid()}"
+    try:
+        merged = merge_adapter(spec.model, adapter.adapter_dir, merged_dir, spec.eval.dtype)
+        merged_outputs = merged_greedy(spec.model, spec.eval, merged, prompt, problems, tokens=32)
+    finally:
+        shutil.rmtree(merged_dir, ignore_errors=True)
+    check = evaluator.check_adapter(adapter, prompt, merged_outputs, problems, tokens=32)
+    if not check.passed:
+        raise RuntimeError(f"adapter check failed for {adapter.name}: its outputs differ from the base model's on "
+                           f"{check.differs_from_base} of {check.prompts} prompts and match its merged copy on "
+                           f"{check.matches_merged} (eval.check_adapters: false skips the check)")
+    return check.as_dict()
 
 
 def _link_final(spec: TrialSpec, trial_dir: Path, final_step: int) -> None:

@@ -36,6 +36,7 @@ class RunOptions:
     prices: dict[str, float] | None = None
     tracking: Tracking | None = None  # W&B settings; None = off
     eval_checkpoints: int = 0  # evaluate every K-th saved checkpoint too; 0 = off
+    share_eval_engine: bool = True  # eval.backend vllm: a worker's jobs evaluated together by one engine
 
 
 def study_jobs(study: Study, trials: list[Trial]) -> list[Job]:
@@ -86,7 +87,7 @@ def run_study(study: Study, trials: list[Trial], options: RunOptions) -> list[di
         slots = plan_slots(max(1, min(options.workers, todo)), options.threads_per_worker)
         with _RichDisplay(todo) as display:
             Worker(ledger, by_id, sweep_dir, slots, options.prices, options.tracking, options.eval_checkpoints,
-                   display).run()
+                   display, options.share_eval_engine).run()
     else:
         ledger.close()
     return collect_results(ledger, list(by_id))
@@ -109,7 +110,7 @@ def run_worker(study: Study, trials: list[Trial], options: RunOptions):
     prepare_models(by_id)
     slots = plan_slots(options.workers, options.threads_per_worker)
     return Worker(ledger, by_id, sweep_dir, slots, options.prices, options.tracking, options.eval_checkpoints,
-                  LineDisplay()).run()
+                  LineDisplay(), options.share_eval_engine).run()
 
 
 def _describe_storage(storage: str | None, sweep_dir: Path) -> str:

@@ -149,12 +149,18 @@ class Worker:
 
     def __init__(self, ledger: Ledger, jobs: dict[str, Job], sweep_dir: Path, slots: list[Slot],
                  prices: dict[str, float] | None = None, tracking: Any = None, eval_checkpoints: int = 0,
-                 display: Display | None = None):
+                 display: Display | None = None, share_eval_engine: bool = True):
         self.ledger, self.jobs, self.sweep_dir, self.slots = ledger, jobs, sweep_dir, slots
         self.prices, self.tracking, self.eval_checkpoints = prices or {}, tracking, eval_checkpoints
         self.display = display or LineDisplay()
         self.summary = WorkerSummary()
         self.attrs = {job_id: job.to_attrs() for job_id, job in jobs.items()}
+        self.share_eval_engine = share_eval_engine
+        self.awaiting: list[_Running] = []  # trained (or baseline) jobs held for the shared vLLM engine
+
+    def defers(self, job: Job) -> bool:
+        """Whether ``job`` is evaluated later, with the other jobs this worker holds, by one vLLM engine."""
+        return self.share_eval_engine and job.spec.eval.backend == "vllm"
 
     def run(self) -> WorkerSummary:
         running: dict[int, _Running] = {}
@@ -169,6 +175,9 @@ class Worker:
                     if started is not None:  # None: its result was already written, nothing to run
                         running[free.pop(0).index] = started
                 if not running:
+                    if self.awaiting:  # nothing left to train here: evaluate what this worker holds, together
+                        self._evaluate_awaiting()
+                        continue
                     if not self.ledger.open_jobs(self.jobs):
                         break
                     time.sleep(IDLE_SECONDS)  # other workers' jobs are running: wait to take over dead ones
@@ -184,14 +193,17 @@ class Worker:
                 if len(running) < len(self.slots) and time.monotonic() - last_sync > IDLE_SECONDS:
                     self._sync()  # re-enqueues jobs of dead workers, retries failures
                     last_sync = time.monotonic()
-        except BaseException as error:  # Ctrl-C, SIGTERM or a bug here: hand the running jobs back
-            for job in running.values():
-                job.process.kill()
+        except BaseException as error:  # Ctrl-C, SIGTERM or a bug here: hand the running and held jobs back
+            held = list(running.values()) + self.awaiting
+            for job in held:
+                if job.process is not None and job.process.is_alive():
+                    job.process.kill()
             stopped = isinstance(error, KeyboardInterrupt)
             reason = "interrupted (the worker was stopped)" if stopped else \
                 mask_url(f"the worker failed: {type(error).__name__}: {error}")
-            for job in running.values():
-                job.process.join(30)
+            for job in held:
+                if job.process is not None:
+                    job.process.join(30)
                 self.ledger.fail(job.trial, reason, interrupted=True)
             raise
         finally:
@@ -221,13 +233,17 @@ class Worker:
             self.display.finished(job, reused, True)
             return None
         trial_dir.mkdir(parents=True, exist_ok=True)
-        for stale in ("progress.json", "error.json", "result.json"):
+        for stale in ("progress.json", "error.json", "result.json", "trained.json"):
             (trial_dir / stale).unlink(missing_ok=True)
+        if job.kind == "baseline" and self.defers(job):  # nothing to train: straight to the shared engine
+            self.awaiting.append(_Running(trial, job, slot, None, trial_dir))
+            return None
         lock = self.ledger.lock_fd(trial)
         process = _context().Process(
             target=_job_process, name=f"tina-sweep {job.job_id}", daemon=False,
             args=(job.job_id, job.to_attrs(), str(trial_dir), self.prices, slot, self.tracking,
-                  self.eval_checkpoints, dict(os.environ), os.getpid(), None if lock is None else _PassFd(lock)))
+                  self.eval_checkpoints, dict(os.environ), os.getpid(), None if lock is None else _PassFd(lock),
+                  self.defers(job)))
         try:
             process.start()
         except BaseException as error:
@@ -238,10 +254,15 @@ class Worker:
                                          "updated": time.time()})
         return _Running(trial, job, slot, process, trial_dir)
 
-    def _finish(self, job: _Running) -> None:
+    def _finish(self, job: _Running, evaluated: bool = False) -> None:
         job.process.join()
         code = job.process.exitcode
         result = _finished_result(job.trial_dir, job.job.job_id, self.eval_checkpoints)
+        if code == 0 and result is None and not evaluated and self.defers(job.job) \
+                and (job.trial_dir / "trained.json").is_file():
+            self.awaiting.append(job)  # trained; its evaluation waits for the shared engine
+            self.display.progress(job.job, {"phase": "trained, evaluation waits", "step": 0, "total": None})
+            return
         if code == 0 and result is not None:
             self.ledger.complete(job.trial, result["average"], {"result": result})
             self.summary.finished += 1
@@ -254,6 +275,35 @@ class Worker:
         self.ledger.fail(job.trial, reason)
         self.summary.failed += 1
         self.display.failed(job.job, reason)
+
+    def _evaluate_awaiting(self) -> None:
+        """One engine (one child process) per group of held jobs that share a model and evaluation settings;
+        each job is then recorded like any other (complete, or failed and retried)."""
+        groups: dict[str, list[_Running]] = {}
+        for held in self.awaiting:
+            spec = held.job.spec
+            key = json.dumps([spec.model.model_dump(mode="json"), spec.prompt.model_dump(mode="json"),
+                              spec.eval.model_dump(mode="json")], sort_keys=True)
+            groups.setdefault(key, []).append(held)
+        for entries in groups.values():
+            for held in entries:
+                (held.trial_dir / "error.json").unlink(missing_ok=True)
+                self.display.progress(held.job, {"phase": f"evaluating with {len(entries)} models in one engine",
+                                                 "step": 0, "total": None})
+            process = _context().Process(
+                target=_evaluate_process, name="tina-sweep shared evaluation", daemon=False,
+                args=([(h.job.job_id, h.job.to_attrs(), str(h.trial_dir)) for h in entries], self.prices,
+                      self.slots[0], self.tracking, self.eval_checkpoints, dict(os.environ), os.getpid()))
+            for held in entries:
+                held.process = process
+            process.start()
+            for held in entries:
+                self.ledger.set_progress(held.trial, {"phase": "eval (shared engine)", "pid": process.pid,
+                                                      "updated": time.time()})
+            process.join()
+            for held in entries:
+                self.awaiting.remove(held)
+                self._finish(held, evaluated=True)
 
     def _poll_progress(self, job: _Running) -> None:
         path = job.trial_dir / "progress.json"
@@ -377,9 +427,8 @@ def _die_with(worker_pid: int) -> None:
     threading.Thread(target=watch, name="tina-sweep-watchdog", daemon=True).start()
 
 
-def _job_process(job_id: str, attrs: dict, trial_dir: str, prices: dict, slot: Slot, tracking: Any,
-                 eval_checkpoints: int, environ: dict[str, str], worker_pid: int, lock_fd: int | None) -> None:
-    """The body of a job's child process: the worker's environment and the slot's device, then run_job."""
+def _child_setup(slot: Slot, environ: dict[str, str], worker_pid: int) -> None:
+    """A child process: dies with the worker, takes the worker's environment and the slot's device."""
     _die_with(worker_pid)
     os.environ.clear()
     os.environ.update(environ)  # the worker's environment now, not the fork server's at its start
@@ -395,23 +444,49 @@ def _job_process(job_id: str, attrs: dict, trial_dir: str, prices: dict, slot: S
     warnings.filterwarnings("ignore")
     from transformers.utils import logging as hf_logging
 
-    from tina_sweep.job import run_job
-
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+def _write_error(folders: list[Path], error: BaseException) -> None:
+    reason = "".join(traceback.format_exception_only(type(error), error)).strip()
+    for folder in folders:
+        write_json_atomic(folder / "error.json", {"error": reason, "traceback": traceback.format_exc()[-8000:],
+                                                  "host": socket.gethostname(), "pid": os.getpid()})
+
+
+def _job_process(job_id: str, attrs: dict, trial_dir: str, prices: dict, slot: Slot, tracking: Any,
+                 eval_checkpoints: int, environ: dict[str, str], worker_pid: int, lock_fd: int | None,
+                 defer_eval: bool = False) -> None:
+    """The body of a job's child process: the worker's environment and the slot's device, then run_job."""
+    _child_setup(slot, environ, worker_pid)
+    from tina_sweep.job import run_job
+
     folder = Path(trial_dir)
     try:
         run_job(Job.from_attrs(job_id, attrs), folder, prices, slot.threads, _ProgressFile(folder / "progress.json", worker_pid),
-                tracking, eval_checkpoints)
+                tracking, eval_checkpoints, defer_eval)
     except BaseException as error:
-        reason = "".join(traceback.format_exception_only(type(error), error)).strip()
-        write_json_atomic(folder / "error.json", {"error": reason, "traceback": traceback.format_exc()[-8000:],
-                                                  "host": socket.gethostname(), "pid": os.getpid()})
+        _write_error([folder], error)
         raise SystemExit(1) from None
     finally:
         if lock_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(lock_fd)
+
+
+def _evaluate_process(entries: list[tuple[str, dict, str]], prices: dict, slot: Slot, tracking: Any,
+                      eval_checkpoints: int, environ: dict[str, str], worker_pid: int) -> None:
+    """The shared evaluation's child process: ``evaluate_together`` on the jobs a worker holds."""
+    _child_setup(slot, environ, worker_pid)
+    from tina_sweep.job import evaluate_together
+
+    jobs = [(Job.from_attrs(job_id, attrs), Path(folder)) for job_id, attrs, folder in entries]
+    try:
+        evaluate_together(jobs, prices, tracking, eval_checkpoints)
+    except BaseException as error:
+        _write_error([folder for _, folder in jobs], error)
+        raise SystemExit(1) from None
 
 
 # ---------------------------------------------------------------------- signals

@@ -39,11 +39,13 @@ MAX_RESIDENT_LORAS = 8  # adapters held on the GPU at once; the rest wait in CPU
 
 @dataclass(frozen=True)
 class AdapterJob:
-    """One model to evaluate: a name, its adapter folder (None: the base model) and where outcomes go."""
+    """One model to evaluate: a name, its adapter folder (None: the base model), where outcomes go, and its
+    sampling seed (None: the evaluator's)."""
 
     name: str
     adapter_dir: Path | None
     out_dir: Path
+    seed: int | None = None
 
 
 def adapter_rank(adapter_dir: Path) -> int:
@@ -116,6 +118,16 @@ def render_prompts(tokenizer, problems: Sequence[Problem], prompt: PromptSpec) -
 
 
 def _default_classes():
+    """vLLM's ``LLM``, ``LoRARequest`` and ``SamplingParams``; ``TINA_SWEEP_VLLM_MODULE`` names a module with the
+    same three classes instead (a stand-in engine: how tests run the whole pipeline on machines without a GPU)."""
+    import os
+
+    module_name = os.environ.get("TINA_SWEEP_VLLM_MODULE", "vllm")
+    if module_name != "vllm":
+        import importlib
+
+        module = importlib.import_module(module_name)
+        return module.LLM, module.LoRARequest, module.SamplingParams
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
@@ -202,7 +214,12 @@ class VLLMEvaluator:
                     prompts.append(texts[bench][i])
                     names.append(job.name if job.adapter_dir is not None else None)
                     index.append((job.name, bench, i))
-        params = self.SamplingParams(**sampling_kwargs(self.spec, self.seed))
+        seeds = {job.name: self.seed if job.seed is None else job.seed for job in self.jobs}
+        if len(set(seeds.values())) == 1:
+            params = self.SamplingParams(**sampling_kwargs(self.spec, next(iter(seeds.values()))))
+        else:  # one SamplingParams per prompt: each job samples with its own seed
+            by_seed = {seed: self.SamplingParams(**sampling_kwargs(self.spec, seed)) for seed in set(seeds.values())}
+            params = [by_seed[seeds[job]] for job, _, _ in index]
         started = time.perf_counter()
         completions, outputs = self.generate(prompts, names, params)
         seconds = time.perf_counter() - started

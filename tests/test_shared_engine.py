@@ -1,0 +1,126 @@
+"""``eval.backend = "vllm"``: a worker evaluates the base model and every adapter it trained through ONE engine
+(``--share-eval-engine``, the default), or one engine per job (``--engine-per-trial``). The real command line,
+runner, worker and job processes run, real GRPO training of the tiny model included; only vLLM is the stand-in
+tests/fake_vllm.py (no GPU here), which logs every engine start and generate call."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINA_SWEEP = Path(sys.executable).with_name("tina-sweep")
+
+STUDY = textwrap.dedent('''
+    from tina_sweep import Study
+
+    study = Study(
+        name="shared",
+        description="two ranks, vLLM evaluation",
+        axes={"lora.rank": [2, 4]},
+        scales={"smoke": {"base": {"eval.backend": "vllm"}}},
+    )
+''')
+
+
+def run_study(tmp_path: Path, tiny_model_dir: Path, *flags: str, expect: int = 0,
+              env_extra: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    (tmp_path / "shared.py").write_text(STUDY)
+    log = tmp_path / "vllm.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)]),
+           "TINA_SWEEP_VLLM_MODULE": "fake_vllm", "FAKE_VLLM_LOG": str(log), "COLUMNS": "200", **(env_extra or {})}
+    done = subprocess.run([str(TINA_SWEEP), "run", str(tmp_path / "shared.py"), "--scale", "smoke", "--sweeps-dir",
+                           str(tmp_path / "sweeps"), "--wandb", "off", *flags], env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == expect, done.stdout[-3000:] + done.stderr[-3000:]
+    events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return done, events
+
+
+def results(tmp_path: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in (tmp_path / "sweeps" / "shared").glob("trials/*/result.json")}
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory, tiny_model_dir):
+    tmp_path = tmp_path_factory.mktemp("shared")
+    done, events = run_study(tmp_path, tiny_model_dir)
+    return tmp_path, done, events
+
+
+def test_one_engine_evaluates_the_base_model_and_every_trained_adapter(shared):
+    tmp_path, _, events = shared
+    engines = [e for e in events if e["event"] == "engine" and not e["merged"]]
+    (check_engine,) = [e for e in events if e["event"] == "engine" and e["merged"]]  # the adapter check's merged copy
+    shared_calls = [e for e in events if e["event"] == "generate" and not e["merged"]]
+    assert len(engines) == 1  # the base model loaded once, for the base model and both adapters
+    assert len(shared_calls) == 2  # the adapter check (base vs adapter, greedy), then one call for everything
+    (engine,), call = engines, shared_calls[-1]
+    assert engine["kwargs"]["enable_lora"] is True and engine["kwargs"]["max_loras"] == 2
+    assert engine["kwargs"]["max_lora_rank"] == 8  # vLLM's smallest allowed rank holding rank 4
+    by_id = results(tmp_path)
+    trials = sorted(k for k, r in by_id.items() if r["kind"] == "trial")
+    assert len(by_id) == 3 and len(trials) == 2
+    assert call["adapters"] == trials and call["base_prompts"] * 3 == call["prompts"]  # base + 2 adapters, same problems
+    assert call["seeds"] == [0, 42]  # each job keeps its own sampling seed (baseline 0, trials 42)
+
+
+def test_each_job_gets_its_own_result_with_training_and_shared_evaluation_costs(shared):
+    tmp_path, _, _ = shared
+    for trial_id, result in results(tmp_path).items():
+        assert result["eval_engine"]["shared_by_jobs"] == 3 and result["eval_engine"]["models"] == 3
+        check = result["eval_engine"]["adapter_check"]
+        assert check["passed"] and check["differs_from_base"] == check["matches_merged"] == check["prompts"] > 0
+        if result["kind"] == "baseline":
+            assert result["average"] == 0.0 and result["cost"]["train_seconds"] == 0  # the stand-in's base says "no idea"
+        else:
+            assert result["average"] > 0 and result["train_steps"] > 0 and result["cost"]["train_seconds"] > 0
+            trained = json.loads((tmp_path / "sweeps" / "shared" / "trials" / trial_id / "trained.json").read_text())
+            assert trained["steps"] == result["train_steps"] and Path(trained["adapter"]).is_dir()
+        assert result["cost"]["eval_seconds"] > 0
+        outcomes = tmp_path / "sweeps" / "shared" / "trials" / trial_id / "eval"
+        assert list(outcomes.glob("*.jsonl"))  # per-problem outcomes, as with one engine per trial
+
+
+def test_a_second_run_starts_no_engine(shared, tiny_model_dir):
+    tmp_path, _, events = shared
+    done, again = run_study(tmp_path, tiny_model_dir)
+    assert again == events  # nothing new in the log: every job was already finished
+    assert "3 finished, 0 to run" in " ".join(done.stdout.split())
+
+
+def test_engine_per_trial_starts_one_engine_per_job(tmp_path, tiny_model_dir):
+    _, events = run_study(tmp_path, tiny_model_dir, "--engine-per-trial")
+    engines = [e for e in events if e["event"] == "engine"]
+    assert len(engines) == 3 and not any(e["merged"] for e in engines)  # base, rank 2, rank 4: an engine each
+    assert all("eval_engine" not in r for r in results(tmp_path).values())
+
+
+def test_checkpoints_join_the_shared_engine(tmp_path, tiny_model_dir):
+    _, events = run_study(tmp_path, tiny_model_dir, "--eval-checkpoints", "1")
+    (engine,) = [e for e in events if e["event"] == "engine" and not e["merged"]]
+    call = [e for e in events if e["event"] == "generate" and not e["merged"]][-1]
+    checkpoint_models = [name for name in call["adapters"] if "/checkpoint-" in name]
+    assert checkpoint_models  # the trials' earlier checkpoints are LoRARequests of the same call
+    for result in results(tmp_path).values():
+        if result["kind"] == "trial":
+            steps = sorted(entry["step"] for entry in result["checkpoints"].values())
+            assert steps[-1] == result["train_steps"] and len(steps) >= 2
+            assert result["eval_engine"]["models"] == 3 + len(checkpoint_models)
+
+
+def test_an_adapter_that_does_not_load_stops_the_evaluation(tmp_path, tiny_model_dir):
+    """The stand-in ignores every LoRARequest (outputs equal the base model's): the adapter check fails, no
+    result is written, and each job records why (it will be retried on the next run)."""
+    done, events = run_study(tmp_path, tiny_model_dir, "--max-retries", "0", expect=1,
+                             env_extra={"FAKE_VLLM_BROKEN_LORA": "1"})
+    assert "no trial finished" in done.stdout + done.stderr
+    assert not results(tmp_path)
+    errors = [json.loads(p.read_text())["error"] for p in (tmp_path / "sweeps" / "shared").glob("trials/*/error.json")]
+    assert len(errors) == 3 and all("adapter check failed" in e and "0 of 8 prompts" in e for e in errors)
