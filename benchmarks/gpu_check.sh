@@ -11,8 +11,9 @@
 # use transformers, the ratio is not measured, and a few GRPO steps of a random model with the paper model's shape
 # are timed instead (SHAPE_STEPS=0 skips them). If training with vLLM rollouts fails, the script says so and
 # trains with transformers generation so that vLLM evaluation is still measured; each phase has PHASE_TIMEOUT
-# seconds (default 300); CLI_RUN=0 skips the closing `tina-sweep run`. With vLLM, about 8.5 minutes on one H100
-# (each engine start about 50-65 s) plus the CLI run.
+# seconds (default 300). With vLLM, about 8.5 minutes on one H100 (each engine start about 50-65 s); the closing
+# `tina-sweep run` (the runner's path: device and cost records, with vLLM its shared engine and adapter check)
+# runs by default only without vLLM: CLI_RUN=1 / CLI_RUN=0 force it on / off.
 # Needs: a CUDA GPU; python with torch (CUDA), transformers, trl, peft, vllm (pip install -e '.[vllm]').
 set -euo pipefail
 
@@ -77,7 +78,10 @@ else
   if [ "${SHAPE_STEPS:-3}" != 0 ]; then phase shape || exit 1; fi
 fi
 "$PY" "$REPO/benchmarks/gpu_check.py" summary "$WORK" | tee "$WORK/summary.txt"
-[ "${CLI_RUN:-1}" = 0 ] && { echo "CLI_RUN=0: the study through tina-sweep run is skipped"; exit 0; }
+# the closing CLI run: by default only without vllm (95 s there); with vllm the phases above take about 8.5 minutes
+# and CLI_RUN=1 adds the runner's path (training, then one shared engine with the adapter check) on top
+default_cli=1; [ "$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['vllm'])" "$WORK/prepare.json")" = True ] && default_cli=0
+[ "${CLI_RUN:-$default_cli}" = 0 ] && { echo "CLI_RUN=0: the study through tina-sweep run is skipped"; exit 0; }
 start=$(date +%s)
 "$PY" -c "from tina_sweep.cli import app; app()" run "$WORK/gpu_check_study.py" --sweeps-dir "$WORK/sweeps" \
   --wandb off >> "$LOG" 2>&1 || { echo "gpu_check: tina-sweep run failed; last lines of $LOG:" >&2; tail -n 40 "$LOG" >&2; exit 1; }
