@@ -30,13 +30,15 @@ STUDY = textwrap.dedent('''
 
 
 def run_study(tmp_path: Path, tiny_model_dir: Path, *flags: str, expect: int = 0,
-              env_extra: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, list[dict]]:
+              env_extra: dict[str, str] | None = None, command: str = "run"
+              ) -> tuple[subprocess.CompletedProcess, list[dict]]:
     (tmp_path / "shared.py").write_text(STUDY)
     log = tmp_path / "vllm.jsonl"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)]),
            "TINA_SWEEP_VLLM_MODULE": "fake_vllm", "FAKE_VLLM_LOG": str(log), "COLUMNS": "200", **(env_extra or {})}
-    done = subprocess.run([str(TINA_SWEEP), "run", str(tmp_path / "shared.py"), "--scale", "smoke", "--sweeps-dir",
-                           str(tmp_path / "sweeps"), "--wandb", "off", *flags], env=env, capture_output=True,
+    wandb = ["--wandb", "off"] if command == "run" else []
+    done = subprocess.run([str(TINA_SWEEP), command, str(tmp_path / "shared.py"), "--scale", "smoke", "--sweeps-dir",
+                           str(tmp_path / "sweeps"), *wandb, *flags], env=env, capture_output=True,
                           text=True, timeout=900)
     assert done.returncode == expect, done.stdout[-3000:] + done.stderr[-3000:]
     events = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
@@ -88,6 +90,11 @@ def test_each_job_gets_its_own_result_with_training_and_shared_evaluation_costs(
         assert list(outcomes.glob("*.jsonl"))  # per-problem outcomes, as with one engine per trial
 
 
+def test_the_run_says_when_the_shared_evaluation_starts(shared):
+    _, done, _ = shared
+    assert "evaluating 2 trained trial(s) and the base model with one vLLM engine" in " ".join(done.stdout.split())
+
+
 def test_a_second_run_starts_no_engine(shared, tiny_model_dir):
     tmp_path, _, events = shared
     done, again = run_study(tmp_path, tiny_model_dir)
@@ -124,3 +131,10 @@ def test_an_adapter_that_does_not_load_stops_the_evaluation(tmp_path, tiny_model
     assert not results(tmp_path)
     errors = [json.loads(p.read_text())["error"] for p in (tmp_path / "sweeps" / "shared").glob("trials/*/error.json")]
     assert len(errors) == 3 and all("adapter check failed" in e and "0 of 8 prompts" in e for e in errors)
+
+
+def test_a_worker_started_anywhere_shares_its_engine_too(tmp_path, tiny_model_dir):
+    done, events = run_study(tmp_path, tiny_model_dir, command="worker")
+    assert "evaluating 2 trained trial(s) and the base model with one vLLM engine" in done.stdout
+    assert len([e for e in events if e["event"] == "engine" and not e["merged"]]) == 1
+    assert len(results(tmp_path)) == 3

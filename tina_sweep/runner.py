@@ -158,6 +158,11 @@ class _RichDisplay:
             f"{result['cost']['train_seconds']:.0f}s train, {result['cost']['eval_seconds']:.0f}s eval"
         console.print(f"[green]done[/] {job.job_id}: average Pass@1 {result['average']:.3f} ({how})")
 
+    def evaluating(self, jobs: list[Job]) -> None:
+        from tina_sweep.worker import shared_engine_line
+
+        console.print(f"[bold]{shared_engine_line(jobs)}[/]", highlight=False)
+
     def failed(self, job: Job, reason: str) -> None:
         self._end(job)
         from rich.markup import escape

@@ -98,6 +98,13 @@ class Display(Protocol):
     def progress(self, job: Job, progress: dict[str, Any]) -> None: ...
     def finished(self, job: Job, result: dict[str, Any], reused: bool) -> None: ...
     def failed(self, job: Job, reason: str) -> None: ...
+    def evaluating(self, jobs: list[Job]) -> None: ...
+
+
+def shared_engine_line(jobs: list[Job]) -> str:
+    trials = sum(job.kind == "trial" for job in jobs)
+    base = " and the base model" if len(jobs) > trials else ""
+    return f"evaluating {trials} trained trial(s){base} with one vLLM engine"
 
 
 class LineDisplay:
@@ -123,6 +130,9 @@ class LineDisplay:
 
     def failed(self, job: Job, reason: str) -> None:
         self._print(mask_url(f"failed {job.job_id}: {reason.splitlines()[-1][:200] if reason else ''}"))
+
+    def evaluating(self, jobs: list[Job]) -> None:
+        self._print(shared_engine_line(jobs))
 
 
 @dataclass
@@ -286,10 +296,10 @@ class Worker:
                               spec.eval.model_dump(mode="json")], sort_keys=True)
             groups.setdefault(key, []).append(held)
         for entries in groups.values():
+            self.display.evaluating([held.job for held in entries])
             for held in entries:
                 (held.trial_dir / "error.json").unlink(missing_ok=True)
-                self.display.progress(held.job, {"phase": f"evaluating with {len(entries)} models in one engine",
-                                                 "step": 0, "total": None})
+                self.display.progress(held.job, {"phase": "eval (shared engine)", "step": 0, "total": None})
             process = _context().Process(
                 target=_evaluate_process, name="tina-sweep shared evaluation", daemon=False,
                 args=([(h.job.job_id, h.job.to_attrs(), str(h.trial_dir)) for h in entries], self.prices,
