@@ -9,11 +9,14 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from fake_vllm import LoRARequest as FakeRequest
+from fake_vllm import SamplingParams as FakeParams
+from fake_vllm import _Choice, _Output
 from tina_sweep.backends import lighteval_backend as le
 from tina_sweep.backends import vllm_backend as vb
 from tina_sweep.config import EvalSpec, PromptSpec
@@ -77,32 +80,7 @@ def test_paper_evaluation_prompt_is_tinas_math_template():
 
 
 # ------------------------------------------------------------------ vLLM: one engine, every adapter (stand-ins)
-
-@dataclass
-class FakeRequest:
-    lora_name: str
-    lora_int_id: int
-    lora_path: str
-
-
-@dataclass
-class FakeParams:
-    kwargs: dict = field(default_factory=dict)
-
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
-
-
-@dataclass
-class _Choice:
-    text: str
-    token_ids: list
-
-
-@dataclass
-class _Output:
-    outputs: list
-
+# the request, sampling and output classes are tests/fake_vllm.py's
 
 class FakeLLM:
     """Answers 2 under adapter "good", 3 under "bad", and nothing without an adapter."""
