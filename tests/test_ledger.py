@@ -137,7 +137,7 @@ def test_dead_local_worker_recovered_by_sync(tmp_path):
     attempts = later.by_job()[job]
     assert [a.state for a in attempts] == [TrialState.FAIL, TrialState.WAITING]
     assert attempts[0].user_attrs["error"] == f"worker {worker_name()} died (its attempt lock was released)"
-    assert "interrupted" not in attempts[0].user_attrs  # a dead worker counts against max_retries
+    assert "interrupted" not in attempts[0].user_attrs and attempts[0].user_attrs["dead_worker"] == worker_name()
     assert attempts[1].user_attrs["attempt"] == 2 and "worker" not in attempts[1].user_attrs
     assert not os.path.exists(lock)
     # the other jobs were untouched

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tina_sweep.attempts import write_json_atomic
 from tina_sweep.config import BaselineSpec, TrialSpec
 
 if TYPE_CHECKING:
@@ -44,12 +45,6 @@ class Job:
         return cls(job_id, attrs["kind"], model.model_validate(attrs["spec"]), attrs.get("axes", {}))
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # several processes may write the same file
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
-
-
 @dataclass
 class Trained:
     """What training leaves for evaluation (``trained.json`` when the evaluation waits for a shared engine)."""
@@ -60,6 +55,7 @@ class Trained:
     adapter: str | None = None
     resumed: str | None = None
     final_reward: float | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # training time and tokens of each attempt
 
     @property
     def adapter_dir(self) -> Path | None:
@@ -88,7 +84,7 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
     if threads:
         torch.set_num_threads(threads)
     trial_dir.mkdir(parents=True, exist_ok=True)
-    (trial_dir / "spec.json").write_text(json.dumps(job.to_attrs(), indent=2))
+    write_json_atomic(trial_dir / "spec.json", job.to_attrs())
     report = (lambda *message: progress.put((job.job_id, *message))) if progress is not None else None
 
     trained = Trained()
@@ -99,9 +95,12 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
             outcome = train_trial(job.spec, trial_dir,
                                   on_step=(lambda step, total, logs: report("step", step, total)) if report else None,
                                   report_to=["wandb"] if run is not None else "none")
-            trained = Trained(outcome.wall_seconds, outcome.generated_tokens, outcome.steps,
+            this_attempt = {"attempt": trial_dir.name, "train_seconds": outcome.wall_seconds,
+                            "generated_tokens": outcome.generated_tokens, "step": outcome.steps}
+            trained = Trained(outcome.total_seconds, outcome.total_tokens, outcome.steps,
                               str(outcome.adapter_dir), outcome.resumed_from,
-                              outcome.log_history[-1].get("reward") if outcome.log_history else None)
+                              outcome.log_history[-1].get("reward") if outcome.log_history else None,
+                              outcome.earlier_attempts + [this_attempt])
             record_summary(run, train_summary(trained.steps, trained.seconds, trained.tokens, trained.final_reward))
     if defer_eval:
         write_json_atomic(trial_dir / "trained.json", trained.__dict__)
@@ -150,6 +149,7 @@ def job_result(job: Job, trained: Trained, results: list, checkpoints: dict[str,
         "benchmarks": summary(results),
         "train_steps": trained.steps,
         "resumed_from_checkpoint": trained.resumed,
+        "train_attempts": trained.attempts,
         "final_train_reward": trained.final_reward,
         "cost": cost.as_dict(),
         "eval_problems_per_second": sum(r.problems for r in results_all) / max(eval_seconds, 1e-9),

@@ -65,15 +65,21 @@ def run_worker(settings: WorkerSettings, storage: str | None) -> Any:
 
 def release_attempts(study_name: str, storage: str | None, sweep_dir: Path, reason: str) -> int:
     """Hand the attempts this process is running back to the ledger as interrupted (not failures): the next sync
-    re-enqueues them, and training resumes from the last checkpoint. Best effort; returns how many."""
+    re-enqueues them, and training resumes from the last checkpoint. The worker running here stops its children
+    first (an attempt recorded while its child still runs could be retried elsewhere at once); attempts left
+    RUNNING under this process's name without a worker (none normally) are released directly. Best effort;
+    returns how many."""
     import optuna
     from optuna.trial import TrialState
 
     from tina_sweep.ledger import open_storage, worker_name
+    from tina_sweep.worker import hand_back_running
+
+    released = hand_back_running(reason)
 
     backend = open_storage(storage, sweep_dir)
     study = optuna.load_study(study_name=study_name, storage=backend)
-    me, released = worker_name(), 0
+    me = worker_name()
     for attempt in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if attempt.user_attrs.get("worker") == me:
             backend.set_trial_user_attr(attempt._trial_id, "error", reason)

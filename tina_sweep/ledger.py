@@ -16,6 +16,17 @@ times. Any number of workers, on this machine or others, may share one ledger:
   kernel releases the lock when they die, so a RUNNING attempt whose lock can be taken belongs to a dead
   worker (a reused PID cannot fool this), and a RUNNING attempt without a worker seen under the ledger lock
   was claimed by a worker that died inside its claim. Such attempts are failed and re-enqueued (bounded).
+- **A journal on a shared filesystem, other machines**: a flock cannot be tested from another host, so a worker
+  also touches its attempt lock files every heartbeat interval; another host declares the attempt dead when it
+  has watched the file's modification time stand still for the grace period (measured on its own clock, so
+  clock skew between hosts does not matter).
+- **A worker's death is not the trial's failure**: attempts lost with their worker (killed, crashed, declared
+  dead) do not count against ``max_retries``, which bounds the trial's own failures; they are bounded
+  separately (``MAX_WORKER_LOSSES``) so a trial that keeps taking its worker down is given up eventually.
+- **A declared-dead attempt never records a result**: its worker notices (its attempt is no longer RUNNING)
+  and stops its child; ``complete`` refuses such an attempt, so a late result never becomes a second COMPLETE.
+- **Every ledger lock has a timeout** (``TINA_SWEEP_LOCK_TIMEOUT``, default 300 s): a worker stopped inside
+  it (Ctrl-Z) makes the others fail with a message naming the holder, not wait forever.
 - **Across machines (PostgreSQL, MySQL)** a worker records an Optuna heartbeat for each attempt it runs (a
   background thread, every ``TINA_SWEEP_HEARTBEAT_INTERVAL`` seconds, default 20); an attempt without one for
   ``TINA_SWEEP_GRACE_PERIOD`` seconds (default 120) is failed by the next sync (``fail_stale_trials``) and
@@ -35,6 +46,7 @@ import hashlib
 import os
 import socket
 import threading
+import time
 import warnings
 from collections import Counter
 from collections.abc import Collection, Iterator
@@ -48,8 +60,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-HEARTBEAT_INTERVAL = 20  # seconds between heartbeats of a running attempt (RDB storages)
-GRACE_PERIOD = 120  # seconds without a heartbeat before an attempt is declared dead (RDB storages)
+HEARTBEAT_INTERVAL = 20  # seconds between heartbeats of a running attempt
+GRACE_PERIOD = 120  # seconds without a heartbeat before an attempt is declared dead
+LOCK_TIMEOUT = 300  # seconds a worker waits for the ledger lock before it gives up with a message
+MAX_WORKER_LOSSES = 10  # a job whose worker died this many times is given up (worker deaths are not failures)
 # Connections per worker process: the main thread, the heartbeat thread and the ledger lock's transaction.
 # Small on purpose: many workers x (pool_size + max_overflow) must fit the server's max_connections
 # (100 by default on PostgreSQL: about 25 workers at peak, 50 at rest; use pgbouncer beyond that).
@@ -57,21 +71,39 @@ ENGINE_KWARGS = {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 2, "pool
                  "pool_recycle": 1800}
 # user attrs that belong to one attempt, not to the job (dropped when an attempt is re-enqueued)
 ATTEMPT_ATTRS = ("worker", "lock", "heartbeat", "error", "interrupted", "progress", "result", "duplicate", "dead_worker",
-                 "retry_of", "reused_result", "late")
+                 "retry_of", "reused_result", "late", "lost")
+
+
+class LedgerLockTimeout(RuntimeError):
+    """The ledger lock was not free within ``TINA_SWEEP_LOCK_TIMEOUT`` seconds."""
+
+
+def host_name() -> str:
+    """This machine's name as the ledger records it (``TINA_SWEEP_HOST`` overrides it: containers on different
+    machines may share a hostname)."""
+    return os.environ.get("TINA_SWEEP_HOST") or socket.gethostname()
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{host_name()}:{os.getpid()}"
 
 
 def _env_seconds(name: str, default: int) -> int:
     value = os.environ.get(name)
-    if not value:
+    if value is None or not value.strip():
         return default
-    seconds = int(value)
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = 0
     if seconds <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        raise ValueError(f"{name}: must be a positive whole number of seconds, got {value!r}")
     return seconds
+
+
+def lock_timeout() -> int:
+    """Seconds to wait for the ledger lock (TINA_SWEEP_LOCK_TIMEOUT)."""
+    return _env_seconds("TINA_SWEEP_LOCK_TIMEOUT", LOCK_TIMEOUT)
 
 
 def heartbeat_settings() -> tuple[int, int]:
@@ -79,8 +111,14 @@ def heartbeat_settings() -> tuple[int, int]:
     interval = _env_seconds("TINA_SWEEP_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL)
     grace = _env_seconds("TINA_SWEEP_GRACE_PERIOD", max(GRACE_PERIOD, 3 * interval))
     if grace <= interval:
-        raise ValueError(f"TINA_SWEEP_GRACE_PERIOD ({grace}s) must exceed the heartbeat interval ({interval}s)")
+        raise ValueError(f"TINA_SWEEP_GRACE_PERIOD: must exceed the heartbeat interval ({interval}s), got {grace}")
     return interval, grace
+
+
+def check_environment() -> None:
+    """Raise ValueError (one line naming the variable and its value) for a malformed TINA_SWEEP_* setting."""
+    heartbeat_settings()
+    lock_timeout()
 
 
 def journal_path(storage: str | None, sweep_dir: Path) -> Path | None:
@@ -126,7 +164,7 @@ class _RetryStale(_retry_callback_class()):
         try:
             job = trial.user_attrs.get("trial_id")
             tries = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("trial_id") == job]
-            if job is None or _failures(tries) > self.max_retries or \
+            if job is None or exhausted(tries, self.max_retries) or \
                     any(t.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE) for t in tries):
                 return
             trial.user_attrs = {**_job_attrs(trial.user_attrs), "attempt": len(tries) + 1,
@@ -147,7 +185,7 @@ def open_storage(storage: str | None, sweep_dir: Path, max_retries: int = 2) -> 
     path = journal_path(storage, sweep_dir)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+        return JournalStorage(RepairingJournalBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
     storage = with_driver(storage)
     interval, grace = heartbeat_settings()
     kwargs: dict[str, Any] = {"heartbeat_interval": interval, "grace_period": grace}
@@ -164,6 +202,65 @@ def open_storage(storage: str | None, sweep_dir: Path, max_retries: int = 2) -> 
     with warnings.catch_warnings(), _schema_lock(storage):
         warnings.simplefilter("ignore")  # heartbeat_interval is marked experimental
         return RDBStorage(storage, engine_kwargs=engine_kwargs, **kwargs)
+
+
+def _journal_backend_class():
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalFileBackend
+
+
+class RepairingJournalBackend(_journal_backend_class()):
+    """Optuna's journal file, made safe against torn writes. A write that fails part-way (the disk full, a quota)
+    is cut back off before the error propagates, and a torn last line left by a process killed in the middle of
+    a write is cut off (with a warning) before the next append, under the journal's own lock. Without this, the
+    next append joins the torn line and every later read fails with a JSONDecodeError, for good."""
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        import json
+
+        from optuna.storages.journal._file import get_lock_file
+
+        payload = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode("utf-8")
+        with get_lock_file(self._lock):
+            with open(self._file_path, "r+b", buffering=0) as file:  # unbuffered: we know what reached the file
+                size = repair_torn_tail(file, self._file_path)
+                file.seek(size)
+                try:
+                    written = 0
+                    while written < len(payload):
+                        written += file.write(payload[written:])
+                    os.fsync(file.fileno())
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(file.fileno(), size)  # nothing half-written stays behind
+                    raise
+
+
+def repair_torn_tail(file, name: str) -> int:
+    """Cut a last line that does not end with a newline (a torn write) off an open journal; return the size."""
+    file.seek(0, os.SEEK_END)
+    size = file.tell()
+    if size == 0:
+        return 0
+    file.seek(size - 1)
+    if file.read(1) == b"\n":
+        return size
+    keep = size
+    while keep > 0:  # back to the last newline
+        step = min(keep, 65536)
+        file.seek(keep - step)
+        chunk = file.read(step)
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            keep = keep - step + cut + 1
+            break
+        keep -= step
+    os.ftruncate(file.fileno(), keep)
+    os.fsync(file.fileno())
+    warnings.warn(f"{name}: cut off a torn last record ({size - keep} bytes: a write interrupted by a full disk or "
+                  "a kill); the attempt that wrote it was not recorded", stacklevel=2)
+    return keep
 
 
 @contextlib.contextmanager
@@ -201,10 +298,27 @@ class LedgerCounts:
     failed_for_good: int
 
 
+def lost_with_worker(attempt: FrozenTrial) -> bool:
+    """Whether a failed attempt died with its worker (killed, crashed, declared dead) rather than by itself."""
+    attrs = attempt.user_attrs
+    return attempt.state == TrialState.FAIL and bool(
+        attrs.get("lost") or attrs.get("dead_worker") or (attrs.get("heartbeat") and not attrs.get("error")))
+
+
 def _failures(tries: list[FrozenTrial]) -> int:
-    """Failed attempts that count against the retry bound (not user interrupts, not retired duplicates)."""
+    """Failed attempts that count against the retry bound: the trial's own failures (not user interrupts, not
+    retired duplicates, not attempts lost with their worker)."""
     return sum(t.state == TrialState.FAIL and not t.user_attrs.get("interrupted")
-               and not t.user_attrs.get("duplicate") for t in tries)
+               and not t.user_attrs.get("duplicate") and not lost_with_worker(t) for t in tries)
+
+
+def _losses(tries: list[FrozenTrial]) -> int:
+    return sum(lost_with_worker(t) for t in tries)
+
+
+def exhausted(tries: list[FrozenTrial], max_retries: int) -> bool:
+    """Whether a job is given up: its own failures exceed ``max_retries``, or it lost its worker too often."""
+    return _failures(tries) > max_retries or _losses(tries) >= MAX_WORKER_LOSSES
 
 
 def _job_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -214,24 +328,36 @@ def _job_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
 class Ledger:
     """Claims, records and recovers the jobs of one study."""
 
-    def __init__(self, study_name: str, storage: str | None, sweep_dir: Path, max_retries: int = 2,
+    def __init__(self, study_name: str, storage: str | None, sweep_dir: Path, max_retries: int | None = 2,
                  create: bool = True):
-        self.max_retries = max_retries
+        """``max_retries`` None: the bound the study's workers recorded in the ledger (``status`` reads it)."""
+        check_environment()
         self.study_name = study_name
         self.journal = journal_path(storage, sweep_dir)
-        self.storage = open_storage(storage, sweep_dir, max_retries)
+        self.storage = open_storage(storage, sweep_dir, 2 if max_retries is None else max_retries)
         if create:
             self.study = optuna.create_study(study_name=study_name, storage=self.storage, direction="maximize",
                                              load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0))
         else:  # raises KeyError when the study is not in the storage
             self.study = optuna.load_study(study_name=study_name, storage=self.storage,
                                            sampler=optuna.samplers.RandomSampler(seed=0))
+        if max_retries is None:
+            max_retries = int(self.study.user_attrs.get("max_retries", 2))
+            for name in ("heartbeat_stale_trial_callback", "failed_trial_callback"):
+                callback = getattr(self.storage, name, None)
+                if isinstance(callback, _RetryStale):
+                    callback.max_retries = max_retries
+        self.max_retries = max_retries
+        self.interval, self.grace = heartbeat_settings()
         self._lock_depth = 0
         self._thread_lock = threading.RLock()
         self._held: dict[int, int] = {}  # optuna trial id -> fd of its attempt lock (file-lock liveness)
         self._beating: set[int] = set()  # optuna trial ids this process heartbeats (RDB liveness)
         self._heart: threading.Thread | None = None
         self._heart_stop = threading.Event()
+        self._touching: dict[int, Path] = {}  # optuna trial id -> attempt lock file touched as a heartbeat
+        self._watched: dict[str, tuple[float, float]] = {}  # other hosts' lock files: (mtime, first seen)
+        self._declared_dead: set[int] = set()  # attempts of this process that others failed
 
     # ------------------------------------------------------------------ storage kinds
     @property
@@ -284,29 +410,46 @@ class Ledger:
 
     @contextlib.contextmanager
     def _acquire(self) -> Iterator[None]:
+        timeout = lock_timeout()
         local = self._local_file()
         if local is not None:
             path = local.with_name(local.name + ".claims")
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                _flock_within(fd, path, timeout)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{worker_name()}\n".encode(), 0)  # who holds it, for the timeout message
                 yield
             finally:
                 os.close(fd)  # releases the flock
             return
         from sqlalchemy import text
+        from sqlalchemy.exc import OperationalError
 
         key = _lock_key(f"study:{self.study_name}")
         engine = self._rdb.engine
+        late = LedgerLockTimeout(f"the ledger lock of study {self.study_name!r} is still held after {timeout} s by "
+                                 "another worker (one stopped with Ctrl-Z or SIGSTOP? resume it with `fg` / "
+                                 "`kill -CONT`, or stop it; TINA_SWEEP_LOCK_TIMEOUT sets the wait)")
         if self._dialect == "postgresql":
             with engine.begin() as connection:  # released when the transaction ends (or the connection dies)
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+                connection.execute(text(f"SET LOCAL lock_timeout = '{int(timeout)}s'"))
+                try:
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+                except OperationalError as error:
+                    if "lock timeout" in str(error):
+                        raise late from None
+                    raise
+                connection.execute(text("SET LOCAL lock_timeout = 0"))
                 yield
         elif self._dialect in ("mysql", "mariadb"):
             with engine.connect() as connection:
                 name = f"tina-sweep:{key}"
-                connection.execute(text("SELECT GET_LOCK(:name, -1)"), {"name": name})
+                got = connection.execute(text("SELECT GET_LOCK(:name, :timeout)"),
+                                         {"name": name, "timeout": timeout}).scalar()
+                if got != 1:
+                    raise late
                 try:
                     yield
                 finally:
@@ -344,13 +487,15 @@ class Ledger:
         """Enqueue jobs never seen, recover attempts of dead workers, retry failures (bounded); under the
         ledger lock, so concurrent syncs enqueue each job once."""
         with self.lock():
+            if self.study.user_attrs.get("max_retries") != self.max_retries:
+                self.study.set_user_attr("max_retries", self.max_retries)  # the bound `status` applies
             self.recover_dead_workers()
             existing = self.by_job()
             for job_id, attrs in jobs.items():
                 tries = existing.get(job_id, [])
                 if {t.state for t in tries} & {TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING}:
                     continue
-                if _failures(tries) > self.max_retries:
+                if exhausted(tries, self.max_retries):
                     continue
                 self.study.enqueue_trial({}, user_attrs={**attrs, "trial_id": job_id, "attempt": len(tries) + 1})
 
@@ -391,16 +536,34 @@ class Ledger:
         host, _, pid = worker.rpartition(":")
         lock = attempt.user_attrs.get("lock")
         if lock:
-            if host != socket.gethostname():
-                return None  # a lock on another machine cannot be tested from here
+            if host != host_name():  # a flock on another machine cannot be tested from here: its heartbeat can
+                return self._stale_elsewhere(worker, Path(lock))
             if _lock_is_free(Path(lock)):
                 return f"worker {worker} died (its attempt lock was released)"
             return None
         if attempt.user_attrs.get("heartbeat"):
             return None  # heartbeats tell (fail_stale_trials)
-        if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+        if host == host_name() and pid.isdigit() and not _pid_alive(int(pid)):
             return f"worker {worker} died (no such process)"  # an attempt recorded by an older version
         return None
+
+    def _stale_elsewhere(self, worker: str, lock: Path) -> str | None:
+        """A worker on another machine touches its attempt lock every heartbeat interval; the attempt is dead
+        once this process has seen the file's modification time stand still for the grace period (its own
+        clock: no skew between hosts)."""
+        try:
+            mtime = lock.stat().st_mtime
+        except FileNotFoundError:
+            mtime = -1.0
+        now = time.monotonic()
+        seen, since = self._watched.get(str(lock), (None, now))
+        if seen != mtime:
+            self._watched[str(lock)] = (mtime, now)
+            return None
+        if now - since < self.grace:
+            return None
+        self._watched.pop(str(lock), None)
+        return f"worker {worker} died (its attempt lock on another machine went {self.grace} s without a heartbeat)"
 
     def claim(self, job_ids: Collection[str] | None = None) -> optuna.Trial | None:
         """The next waiting job (among ``job_ids`` when given), now RUNNING and owned by this process, with
@@ -438,38 +601,42 @@ class Ledger:
         """The fd of the attempt lock this process holds for ``trial`` (to pass to its child process)."""
         return self._held.get(trial._trial_id)
 
-    def complete(self, trial: optuna.Trial, value: float, attrs: dict[str, Any]) -> None:
+    def still_running(self, trial: optuna.Trial) -> bool:
+        """Whether this process's attempt is still RUNNING in the ledger (not declared dead by another worker)."""
+        if trial._trial_id in self._declared_dead:
+            return False
+        return self.storage.get_trial(trial._trial_id).state == TrialState.RUNNING
+
+    def declared_dead(self) -> set[int]:
+        """Optuna trial ids of this process's attempts that another worker has failed (seen by the heartbeat)."""
+        return set(self._declared_dead)
+
+    def complete(self, trial: optuna.Trial, value: float, attrs: dict[str, Any]) -> bool:
+        """Record a finished attempt; False (nothing recorded) when it had been declared dead meanwhile: its job
+        was handed to another attempt, which records it once (a late result never becomes a second COMPLETE)."""
         try:
-            for key, item in attrs.items():
-                trial.set_user_attr(key, item)
-            self.study.tell(trial, value)
-        except (UpdateFinishedTrialError, ValueError, RuntimeError) as error:
-            self._record_late(trial, value, attrs, error)
+            with self.lock():
+                if not self.still_running(trial):
+                    return False
+                for key, item in attrs.items():
+                    trial.set_user_attr(key, item)
+                self.study.tell(trial, value)
+                return True
+        except (UpdateFinishedTrialError, ValueError, RuntimeError):
+            return False  # failed by another worker's recovery between the check and the record
         finally:
             self._stop_liveness(trial)
 
-    def _record_late(self, trial: optuna.Trial, value: float, attrs: dict[str, Any], error: Exception) -> None:
-        """This attempt was declared dead while it was still running (no heartbeat for the grace period: a
-        network partition, say). Keep its result as a finished attempt unless the job has one already."""
-        frozen = self.storage.get_trial(trial._trial_id)
-        if frozen.state != TrialState.FAIL:
-            raise error
-        with self.lock():
-            job = frozen.user_attrs.get("trial_id")
-            tries = self.by_job().get(job, [])
-            if any(t.state == TrialState.COMPLETE for t in tries):
-                return
-            for waiting in (t for t in tries if t.state == TrialState.WAITING):
-                self._retire_duplicate(waiting)
-            user_attrs = {**_job_attrs(frozen.user_attrs), **attrs, "attempt": frozen.user_attrs.get("attempt"),
-                          "worker": frozen.user_attrs.get("worker"), "late": True}
-            self.study.add_trial(optuna.create_trial(state=TrialState.COMPLETE, value=value, user_attrs=user_attrs))
-
-    def fail(self, trial: optuna.Trial, error: str, interrupted: bool = False) -> None:
+    def fail(self, trial: optuna.Trial, error: str, interrupted: bool = False, lost: bool = False) -> None:
+        """Record a failed attempt: the trial's own failure (counts against ``max_retries``), ``interrupted``
+        (stopped by the user or the scheduler: does not count) or ``lost`` (its worker failed: does not count
+        against ``max_retries``, bounded by ``MAX_WORKER_LOSSES``)."""
         try:
             trial.set_user_attr("error", error[-2000:])
             if interrupted:
                 trial.set_user_attr("interrupted", True)
+            if lost:
+                trial.set_user_attr("lost", True)
             self.study.tell(trial, state=TrialState.FAIL)
         except (UpdateFinishedTrialError, ValueError, RuntimeError):
             pass  # already failed by another worker's recovery
@@ -486,6 +653,7 @@ class Ledger:
         self._heart_stop.set()
         if self._heart is not None:
             self._heart.join(timeout=5)
+        self._touching.clear()
         for fd in self._held.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -497,9 +665,7 @@ class Ledger:
             self.storage.record_heartbeat(attempt._trial_id)  # before the worker attr: see _dead_reason
             self.storage.set_trial_user_attr(attempt._trial_id, "heartbeat", True)
             self._beating.add(attempt._trial_id)
-            if self._heart is None:
-                self._heart = threading.Thread(target=self._beat, name="tina-sweep-heartbeat", daemon=True)
-                self._heart.start()
+            self._start_heart()
             return
         if self._local_file() is None:
             return
@@ -509,10 +675,18 @@ class Ledger:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a fresh attempt number: nobody else holds it
         os.write(fd, f"{worker_name()}\n".encode())
         self._held[attempt._trial_id] = fd
+        self._touching[attempt._trial_id] = path  # touched every interval: liveness seen from other machines
         self.storage.set_trial_user_attr(attempt._trial_id, "lock", str(path))
+        self._start_heart()
+
+    def _start_heart(self) -> None:
+        if self._heart is None:
+            self._heart = threading.Thread(target=self._beat, name="tina-sweep-heartbeat", daemon=True)
+            self._heart.start()
 
     def _stop_liveness(self, trial: optuna.Trial) -> None:
         self._beating.discard(trial._trial_id)
+        self._touching.pop(trial._trial_id, None)
         fd = self._held.pop(trial._trial_id, None)
         if fd is not None:
             with contextlib.suppress(OSError):
@@ -526,14 +700,21 @@ class Ledger:
                 os.unlink(lock)
 
     def _beat(self) -> None:
-        interval = self.storage.get_heartbeat_interval() or HEARTBEAT_INTERVAL
+        """Every interval: a heartbeat for each attempt this process runs (a database row, or the attempt lock
+        file's modification time), and a look at whether another worker has declared it dead meanwhile (this
+        process was paused past the grace period, say): the worker then stops its child."""
         while not self._heart_stop.is_set():
             for trial_id in list(self._beating):
-                try:
+                with contextlib.suppress(Exception):  # a database hiccup: try again next beat
                     self.storage.record_heartbeat(trial_id)
-                except Exception:  # a database hiccup: try again next beat (the grace period allows a few)
-                    pass
-            self._heart_stop.wait(interval)
+            for trial_id, path in list(self._touching.items()):
+                with contextlib.suppress(OSError):
+                    os.utime(path)
+            for trial_id in list(self._beating) + list(self._touching):
+                with contextlib.suppress(Exception):
+                    if self.storage.get_trial(trial_id).state != TrialState.RUNNING:
+                        self._declared_dead.add(trial_id)
+            self._heart_stop.wait(self.interval)
 
 
 def job_state(tries: list[FrozenTrial], max_retries: int) -> str:
@@ -547,7 +728,7 @@ def job_state(tries: list[FrozenTrial], max_retries: int) -> str:
         return "waiting"
     if not tries:
         return "unqueued"
-    return "failed" if _failures(tries) > max_retries else "waiting"
+    return "failed" if exhausted(tries, max_retries) else "waiting"
 
 
 def attempt_error(attempt: FrozenTrial) -> str:
@@ -568,6 +749,28 @@ def attempt_age(attempt: FrozenTrial) -> datetime.timedelta | None:
         return None
     now = datetime.datetime.now(start.tzinfo) if start.tzinfo else datetime.datetime.now()
     return now - start
+
+
+def _flock_within(fd: int, path: Path, timeout: float) -> None:
+    """An exclusive flock on ``fd`` within ``timeout`` seconds, else LedgerLockTimeout naming the holder."""
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+                raise
+        if time.monotonic() >= deadline:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another worker"
+            pid = holder.rpartition(":")[2]
+            resume = f"`kill -CONT {pid}`" if pid.isdigit() else "`kill -CONT`"
+            raise LedgerLockTimeout(f"the ledger lock {path} is still held after {timeout:.0f} s by {holder} (a worker "
+                                    f"stopped with Ctrl-Z or SIGSTOP? resume it with {resume} or stop it; "
+                                    "TINA_SWEEP_LOCK_TIMEOUT sets the wait)")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 def _lock_is_free(path: Path) -> bool:

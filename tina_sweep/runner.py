@@ -17,7 +17,8 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from tina_sweep.job import Job, write_json_atomic
+from tina_sweep.attempts import write_json_atomic
+from tina_sweep.job import Job
 from tina_sweep.ledger import Ledger
 from tina_sweep.study import Study, Trial
 from tina_sweep.tracking import Tracking
@@ -37,6 +38,12 @@ class RunOptions:
     tracking: Tracking | None = None  # W&B settings; None = off
     eval_checkpoints: int = 0  # evaluate every K-th saved checkpoint too; 0 = off
     share_eval_engine: bool = True  # eval.backend vllm: a worker's jobs evaluated together by one engine
+    trial_timeout: float | None = None  # seconds one attempt may run; None: the scale's default
+
+    def timeout(self) -> float:
+        from tina_sweep.scales import TRIAL_TIMEOUTS
+
+        return self.trial_timeout if self.trial_timeout is not None else TRIAL_TIMEOUTS.get(self.scale, 48 * 3600)
 
 
 def study_jobs(study: Study, trials: list[Trial]) -> list[Job]:
@@ -87,7 +94,7 @@ def run_study(study: Study, trials: list[Trial], options: RunOptions) -> list[di
         slots = plan_slots(max(1, min(options.workers, todo)), options.threads_per_worker)
         with _RichDisplay(todo) as display:
             Worker(ledger, by_id, sweep_dir, slots, options.prices, options.tracking, options.eval_checkpoints,
-                   display, options.share_eval_engine).run()
+                   display, options.share_eval_engine, options.timeout()).run()
     else:
         ledger.close()
     return collect_results(ledger, list(by_id))
@@ -110,7 +117,7 @@ def run_worker(study: Study, trials: list[Trial], options: RunOptions):
     prepare_models(by_id)
     slots = plan_slots(options.workers, options.threads_per_worker)
     return Worker(ledger, by_id, sweep_dir, slots, options.prices, options.tracking, options.eval_checkpoints,
-                  LineDisplay(), options.share_eval_engine).run()
+                  LineDisplay(), options.share_eval_engine, options.timeout()).run()
 
 
 def _describe_storage(storage: str | None, sweep_dir: Path) -> str:
@@ -162,6 +169,10 @@ class _RichDisplay:
         from tina_sweep.worker import shared_engine_line
 
         console.print(f"[bold]{shared_engine_line(jobs)}[/]", highlight=False)
+
+    def abandoned(self, job: Job, reason: str) -> None:
+        self._end(job)
+        console.print(f"[yellow]gave up[/] {job.job_id}: {reason}", highlight=False)
 
     def failed(self, job: Job, reason: str) -> None:
         self._end(job)

@@ -22,6 +22,10 @@ CPU_EXAMPLES = [
     {"question": "What is 60 + 7?", "answer": "60 + 7 = 67\n\\boxed{67}"},
 ]
 
+# How long one attempt at a trial (training and evaluation) may run before its worker kills it as hung
+# (``--trial-timeout`` overrides it). Generous: about 10x what a trial takes on a slow machine.
+TRIAL_TIMEOUTS: dict[str, float] = {"smoke": 30 * 60, "cpu": 4 * 3600, "paper": 48 * 3600}
+
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 SCALES: dict[str, dict[str, Any]] = {

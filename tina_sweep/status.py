@@ -40,7 +40,9 @@ def open_ledger(name: str, sweep_dir: Path, storage: str | None) -> Ledger:
     if storage is None and not (sweep_dir / "ledger.journal").exists():
         raise StatusError(f"no ledger for study {name!r} under {sweep_dir.parent} (run it first, or pass --storage)")
     try:
-        return Ledger(name, storage, sweep_dir, create=False)
+        return Ledger(name, storage, sweep_dir, max_retries=None, create=False)  # the bound run recorded
+    except ValueError as error:  # a malformed TINA_SWEEP_* setting
+        raise StatusError(str(error)) from None
     except KeyError:
         where = mask_url(storage) if storage else str(sweep_dir / "ledger.journal")
         raise StatusError(f"no study {name!r} in the ledger {where}") from None

@@ -7,11 +7,13 @@ received is saved as ``grpo_config.json`` beside the adapter.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,6 +22,7 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from tina_sweep.attempts import TRAIN_PROGRESS, earlier_costs, loadable_checkpoints, write_json_atomic
 from tina_sweep.config import TrialSpec
 from tina_sweep.data import load_training_problems
 from tina_sweep.models import load_tokenizer, resolve_model
@@ -39,10 +42,20 @@ class TrainOutcome:
 
     adapter_dir: Path
     steps: int
-    wall_seconds: float
-    generated_tokens: int
+    wall_seconds: float  # this attempt's training time
+    generated_tokens: int  # tokens this attempt generated
     log_history: list[dict]
     resumed_from: str | None = None
+    earlier_attempts: list[dict] = field(default_factory=list)  # what the job's earlier attempts spent
+
+    @property
+    def total_seconds(self) -> float:
+        """Training time over every attempt at the trial (a retried trial pays for each)."""
+        return self.wall_seconds + sum(a["train_seconds"] for a in self.earlier_attempts)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.generated_tokens + sum(a["generated_tokens"] for a in self.earlier_attempts)
 
 
 def grpo_config(spec: TrialSpec, output_dir: Path, use_cpu: bool, report_to: str | list[str] = "none") -> GRPOConfig:
@@ -154,6 +167,22 @@ def training_rows(spec: TrialSpec, problems) -> list[dict]:
     return rows
 
 
+class _AttemptCost(TrainerCallback):
+    """Writes this attempt's training time and generated tokens so far to ``train_progress.json`` after every
+    step, so that a later attempt knows what this one cost even if it dies."""
+
+    def __init__(self, path: Path, completions_per_step: int, started: float):
+        self.path, self.completions_per_step, self.started = path, completions_per_step, started
+        self.tokens = 0
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "reward" in logs:
+            self.tokens += int(round(logs.get("completions/mean_length", 0) * self.completions_per_step))
+            with contextlib.suppress(OSError):
+                write_json_atomic(self.path, {"seconds": time.perf_counter() - self.started, "tokens": self.tokens,
+                                              "step": state.global_step})
+
+
 class _StepReporter(TrainerCallback):
     """Forwards each optimizer step's training log (reward, loss, ...) to a progress callback."""
 
@@ -165,10 +194,30 @@ class _StepReporter(TrainerCallback):
             self.on_step(state.global_step, state.max_steps, dict(logs))
 
 
+def callbacks_from_environment() -> list[TrainerCallback]:
+    """Trainer callbacks named in ``TINA_SWEEP_CALLBACKS`` (``file.py:Name`` or ``module:Name``, comma-separated),
+    each class instantiated without arguments: custom logging, or a test's gate that holds a trial at a step."""
+    import importlib
+    import importlib.util
+
+    found = []
+    for entry in filter(None, (e.strip() for e in os.environ.get("TINA_SWEEP_CALLBACKS", "").split(","))):
+        where, _, name = entry.rpartition(":")
+        if where.endswith(".py"):
+            module_spec = importlib.util.spec_from_file_location(Path(where).stem, where)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+        found.append(getattr(module, name)())
+    return found
+
+
 def last_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The newest ``checkpoint-N`` folder holding a trainer state, or None."""
-    candidates = [p for p in checkpoint_dir.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-    return max(candidates, key=lambda p: int(p.name.split("-")[-1]), default=None)
+    """The newest ``checkpoint-N`` folder that loads (a torn trainer state, left by a kill in the middle of a
+    save, is passed over for the one before it), or None."""
+    found = loadable_checkpoints(checkpoint_dir)
+    return found[max(found)] if found else None
 
 
 def saved_checkpoints(checkpoint_dir: Path) -> dict[int, Path]:
@@ -189,7 +238,7 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
     dataset = Dataset.from_list(training_rows(spec, problems))
     checkpoint_dir = trial_dir / "checkpoints"
     args = grpo_config(spec, checkpoint_dir, use_cpu, report_to)
-    callbacks = [_StepReporter(on_step)] if on_step else []
+    callbacks = ([_StepReporter(on_step)] if on_step else []) + callbacks_from_environment()
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=[reward_function(r.name, spec.algorithm.max_completion_length, r.params)
@@ -207,9 +256,13 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
         guard_wandb_callback(trainer)  # a W&B error must not fail the trial
     main_process = trainer.accelerator.is_main_process  # under `accelerate launch`, one writer
     if main_process:
-        (trial_dir / "grpo_config.json").write_text(json.dumps(trainer.args.to_dict(), indent=2, default=str))
+        write_json_atomic(trial_dir / "grpo_config.json", trainer.args.to_dict())
     resume = last_checkpoint(checkpoint_dir)
     started = time.perf_counter()
+    completions_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    cost = _AttemptCost(trial_dir / TRAIN_PROGRESS, completions_per_step, started)
+    if main_process:
+        trainer.add_callback(cost)
     adapter_dir = trial_dir / "adapter"
     resumed_state = json.loads((resume / "trainer_state.json").read_text()) if resume else {}
     horizon = spec.training.max_steps or resumed_state.get("max_steps") or float("inf")
@@ -225,14 +278,13 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
     wall_seconds = time.perf_counter() - started
     history = [entry for entry in history_source if "reward" in entry]
     if main_process:
-        with open(trial_dir / "train_log.jsonl", "w") as log:
-            for entry in history:
-                log.write(json.dumps(entry) + "\n")
+        tmp = trial_dir / f".train_log.jsonl.{os.getpid()}.tmp"
+        tmp.write_text("".join(json.dumps(entry) + "\n" for entry in history))
+        os.replace(tmp, trial_dir / "train_log.jsonl")
+        write_json_atomic(trial_dir / TRAIN_PROGRESS, {"seconds": wall_seconds, "tokens": cost.tokens, "step": steps})
     _release_rollout_engine(trainer)
-    completions_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
-    generated = sum(int(round(e.get("completions/mean_length", 0) * completions_per_step)) for e in history)
-    return TrainOutcome(adapter_dir, steps, wall_seconds, generated, history,
-                        resumed_from=resume.name if resume else None)
+    return TrainOutcome(adapter_dir, steps, wall_seconds, cost.tokens, history,
+                        resumed_from=resume.name if resume else None, earlier_attempts=earlier_costs(trial_dir))
 
 
 def _release_rollout_engine(trainer) -> None:

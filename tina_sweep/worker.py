@@ -13,8 +13,15 @@ anywhere (a cluster's nodes, several terminals) share one study through its ledg
 until no job of the study is waiting or running anywhere: while other workers' jobs run it waits, so it can
 take over a job whose worker dies.
 
-The child reports progress in ``<trial>/progress.json`` (phase, step, total); the worker copies it into the
-ledger (user attr ``progress``) for ``tina-sweep status``, and into its display.
+Each attempt writes into a folder of its own (``attempts/<job>/<number>/``, see ``tina_sweep.attempts``) that
+the worker renames into place as ``trials/<job>/`` when the attempt finishes and is still the job's live one.
+A worker stops a child whose attempt another worker declared dead (this worker was paused past the grace
+period, say) and records nothing for it; it kills a child that runs past the trial timeout (a hung trial is
+the trial's failure). Children ignore Ctrl-C and SIGTERM: the worker decides, so a scheduler's SIGTERM to the
+whole job hands the trials back as interrupted instead of failing them.
+
+The child reports progress in ``progress.json`` (phase, step, total); the worker copies it into the ledger (user
+attr ``progress``) for ``tina-sweep status``, and into its display.
 """
 
 from __future__ import annotations
@@ -34,8 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from tina_sweep.job import Job, write_json_atomic
-from tina_sweep.ledger import Ledger, worker_name
+from tina_sweep import attempts
+from tina_sweep.attempts import write_json_atomic
+from tina_sweep.job import Job
+from tina_sweep.ledger import Ledger, LedgerLockTimeout, worker_name
 from tina_sweep.secrets import mask_url
 
 # imported once by the fork server, inherited by every job's process
@@ -99,6 +108,7 @@ class Display(Protocol):
     def finished(self, job: Job, result: dict[str, Any], reused: bool) -> None: ...
     def failed(self, job: Job, reason: str) -> None: ...
     def evaluating(self, jobs: list[Job]) -> None: ...
+    def abandoned(self, job: Job, reason: str) -> None: ...
 
 
 def shared_engine_line(jobs: list[Job]) -> str:
@@ -134,6 +144,9 @@ class LineDisplay:
     def evaluating(self, jobs: list[Job]) -> None:
         self._print(shared_engine_line(jobs))
 
+    def abandoned(self, job: Job, reason: str) -> None:
+        self._print(f"gave up {job.job_id}: {reason}")
+
 
 @dataclass
 class _Running:
@@ -141,10 +154,20 @@ class _Running:
     job: Job
     slot: Slot
     process: Any
-    trial_dir: Path
+    trial_dir: Path  # the attempt's own folder
     seen_mtime: float = 0.0
     pushed_at: float = 0.0
     progress: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+
+_ACTIVE: list[Worker] = []  # the workers running in this process (``hand_back`` reaches them from a signal)
+
+
+def hand_back_running(reason: str) -> int:
+    """Stop the children of every worker running in this process and hand their attempts back to the ledger as
+    interrupted (a scheduler's preemption, say); returns how many."""
+    return sum(worker.hand_back(reason) for worker in list(_ACTIVE))
 
 
 @dataclass
@@ -159,8 +182,10 @@ class Worker:
 
     def __init__(self, ledger: Ledger, jobs: dict[str, Job], sweep_dir: Path, slots: list[Slot],
                  prices: dict[str, float] | None = None, tracking: Any = None, eval_checkpoints: int = 0,
-                 display: Display | None = None, share_eval_engine: bool = True):
+                 display: Display | None = None, share_eval_engine: bool = True, trial_timeout: float | None = None):
         self.ledger, self.jobs, self.sweep_dir, self.slots = ledger, jobs, sweep_dir, slots
+        self.trial_timeout = trial_timeout  # seconds an attempt may run before it is killed (None: no limit)
+        self.running: dict[int, _Running] = {}
         self.prices, self.tracking, self.eval_checkpoints = prices or {}, tracking, eval_checkpoints
         self.display = display or LineDisplay()
         self.summary = WorkerSummary()
@@ -173,14 +198,15 @@ class Worker:
         return self.share_eval_engine and job.spec.eval.backend == "vllm"
 
     def run(self) -> WorkerSummary:
-        running: dict[int, _Running] = {}
+        running = self.running
         previous_term = _raise_on_sigterm()
+        _ACTIVE.append(self)
         try:
             self.ledger.sync(self.attrs)
             last_sync = time.monotonic()
             while True:
                 free = [slot for slot in self.slots if slot.index not in running]
-                while free and (trial := self.ledger.claim(self.jobs)) is not None:
+                while free and (trial := self._claim()) is not None:
                     started = self._start(trial, free[0])
                     if started is not None:  # None: its result was already written, nothing to run
                         running[free.pop(0).index] = started
@@ -198,28 +224,72 @@ class Worker:
                 ready = mp.connection.wait(list(sentinels), timeout=POLL_SECONDS)
                 for sentinel in ready:
                     self._finish(running.pop(sentinels[sentinel]))
+                self._stop_dead_and_late(running)
                 for job in running.values():
                     self._poll_progress(job)
                 if len(running) < len(self.slots) and time.monotonic() - last_sync > IDLE_SECONDS:
                     self._sync()  # re-enqueues jobs of dead workers, retries failures
                     last_sync = time.monotonic()
         except BaseException as error:  # Ctrl-C, SIGTERM or a bug here: hand the running and held jobs back
-            held = list(running.values()) + self.awaiting
-            for job in held:
-                if job.process is not None and job.process.is_alive():
-                    job.process.kill()
-            stopped = isinstance(error, KeyboardInterrupt)
+            stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
             reason = "interrupted (the worker was stopped)" if stopped else \
                 mask_url(f"the worker failed: {type(error).__name__}: {error}")
-            for job in held:
-                if job.process is not None:
-                    job.process.join(30)
-                self.ledger.fail(job.trial, reason, interrupted=True)
+            # a stop is not a failure; a crash of the worker is not the trial's either, but counts as a loss
+            self._release(reason, interrupted=stopped, lost=not stopped)
             raise
         finally:
+            _ACTIVE.remove(self)
             _restore_sigterm(previous_term)
             self.ledger.close()
         return self.summary
+
+    def _release(self, reason: str, interrupted: bool, lost: bool = False) -> int:
+        """Kill the children first, then record their attempts (never the other way round: a recorded attempt
+        may be retried elsewhere at once, and its child must not still be writing)."""
+        held = list(self.running.values()) + self.awaiting
+        self.running.clear()
+        self.awaiting = []
+        for job in held:
+            if job.process is not None and job.process.is_alive():
+                job.process.kill()
+        for job in held:
+            if job.process is not None:
+                job.process.join(30)
+            self.ledger.fail(job.trial, reason, interrupted=interrupted, lost=lost)
+        return len(held)
+
+    def hand_back(self, reason: str) -> int:
+        """Stop this worker's children and record their attempts as interrupted (preemption): not failures."""
+        return self._release(reason, interrupted=True)
+
+    def _claim(self):
+        """The next attempt to run, or None (nothing waits, or the ledger lock timed out: said, tried later)."""
+        try:
+            return self.ledger.claim(self.jobs)
+        except LedgerLockTimeout as error:
+            print(f"warning: {error}", file=sys.stderr, flush=True)
+            return None
+
+    def _stop_dead_and_late(self, running: dict[int, _Running]) -> None:
+        """Stop children whose attempt another worker declared dead (record nothing: the job is someone else's
+        now) and children past the trial timeout (the trial's failure)."""
+        dead = self.ledger.declared_dead()
+        for index, job in list(running.items()):
+            late = self.trial_timeout is not None and time.monotonic() - job.started > self.trial_timeout
+            if job.trial._trial_id not in dead and not late:
+                continue
+            running.pop(index)
+            job.process.kill()
+            job.process.join(30)
+            if job.trial._trial_id in dead:
+                self.ledger.fail(job.trial, "declared dead by another worker")  # a no-op: it is failed already
+                self.display.abandoned(job.job, "another worker declared this attempt dead (this worker was "
+                                                "paused or cut off past the grace period); stopped it, recorded nothing")
+                continue
+            reason = f"timed out: still running after {self.trial_timeout:.0f} s (--trial-timeout)"
+            self.ledger.fail(job.trial, reason)
+            self.summary.failed += 1
+            self.display.failed(job.job, reason)
 
     def _sync(self) -> None:
         """A periodic sync; a failure (the database briefly unreachable, say) is a warning, not the end of the
@@ -233,18 +303,16 @@ class Worker:
     # ------------------------------------------------------------------ one job
     def _start(self, trial, slot: Slot) -> _Running | None:
         job = self.jobs[trial.user_attrs["trial_id"]]
-        trial_dir = self.sweep_dir / "trials" / job.job_id
+        trial_dir = attempts.attempt_dir(self.sweep_dir, job.job_id, trial.number)
         self.summary.claimed.append(job.job_id)
         self.display.claimed(job, trial.user_attrs.get("attempt", 1), slot)
-        reused = _finished_result(trial_dir, job.job_id, self.eval_checkpoints)
-        if reused is not None:  # an earlier attempt finished but its worker died before recording it
-            self.ledger.complete(trial, reused["average"], {"result": reused, "reused_result": True})
-            self.summary.finished += 1
-            self.display.finished(job, reused, True)
-            return None
-        trial_dir.mkdir(parents=True, exist_ok=True)
-        for stale in ("progress.json", "error.json", "result.json", "trained.json"):
-            (trial_dir / stale).unlink(missing_ok=True)
+        earlier = attempts.earlier_folders(self.sweep_dir, job.job_id, exclude=trial_dir)
+        for folder in [attempts.trial_dir(self.sweep_dir, job.job_id)] + earlier[::-1]:
+            reused = attempts.finished_result(folder, job.job_id, self.eval_checkpoints)
+            if reused is not None:  # an earlier attempt finished but its worker died before recording it
+                self._record(_Running(trial, job, slot, None, folder), reused, reused=True)
+                return None
+        attempts.seed_attempt(trial_dir, earlier)
         if job.kind == "baseline" and self.defers(job):  # nothing to train: straight to the shared engine
             self.awaiting.append(_Running(trial, job, slot, None, trial_dir))
             return None
@@ -264,19 +332,40 @@ class Worker:
                                          "updated": time.time()})
         return _Running(trial, job, slot, process, trial_dir)
 
+    def _record(self, job: _Running, result: dict[str, Any], reused: bool = False) -> None:
+        """Rename the attempt's folder into place and record it, under the ledger lock, if the attempt is still
+        the job's live one; otherwise leave the folder for the retry (it finds the result there)."""
+        with self.ledger.lock():
+            if not self.ledger.still_running(job.trial):
+                self.display.abandoned(job.job, "another worker declared this attempt dead meanwhile; its result "
+                                                "stays in its folder for the job's live attempt")
+                return
+            final = attempts.trial_dir(self.sweep_dir, job.job.job_id)
+            if job.trial_dir != final:
+                try:
+                    attempts.commit(job.trial_dir, self.sweep_dir, job.job.job_id)
+                except FileExistsError:  # a result landed already (it stands): record that one
+                    result, reused = attempts.finished_result(final, job.job.job_id) or result, True
+            attrs = {"result": result, **({"reused_result": True} if reused else {})}
+            if not self.ledger.complete(job.trial, result["average"], attrs):
+                return
+            live = {str(t.number) for t in self.ledger.by_job().get(job.job.job_id, [])
+                    if t.state.name == "RUNNING"}
+            attempts.clean_attempts(self.sweep_dir, job.job.job_id, live)
+        self.summary.finished += 1
+        self.display.finished(job.job, result, reused)
+
     def _finish(self, job: _Running, evaluated: bool = False) -> None:
         job.process.join()
         code = job.process.exitcode
-        result = _finished_result(job.trial_dir, job.job.job_id, self.eval_checkpoints)
+        result = attempts.finished_result(job.trial_dir, job.job.job_id, self.eval_checkpoints)
         if code == 0 and result is None and not evaluated and self.defers(job.job) \
                 and (job.trial_dir / "trained.json").is_file():
             self.awaiting.append(job)  # trained; its evaluation waits for the shared engine
             self.display.progress(job.job, {"phase": "trained, evaluation waits", "step": 0, "total": None})
             return
         if code == 0 and result is not None:
-            self.ledger.complete(job.trial, result["average"], {"result": result})
-            self.summary.finished += 1
-            self.display.finished(job.job, result, False)
+            self._record(job, result)
             return
         reason = _read_error(job.trial_dir / "error.json")
         if not reason:
@@ -334,20 +423,6 @@ class Worker:
         if phase_changed or time.monotonic() - job.pushed_at >= PROGRESS_SECONDS:
             self.ledger.set_progress(job.trial, progress)
             job.pushed_at = time.monotonic()
-
-
-def _finished_result(trial_dir: Path, job_id: str, eval_checkpoints: int) -> dict[str, Any] | None:
-    """The job's result.json when it is complete and belongs to this job (and has the checkpoint block asked
-    for)."""
-    try:
-        result = json.loads((trial_dir / "result.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if result.get("trial_id") != job_id or "average" not in result:
-        return None
-    if eval_checkpoints and result.get("kind") == "trial" and "checkpoints" not in result:
-        return None
-    return result
 
 
 def _read_error(path: Path) -> str:
@@ -440,6 +515,8 @@ def _die_with(worker_pid: int) -> None:
 def _child_setup(slot: Slot, environ: dict[str, str], worker_pid: int) -> None:
     """A child process: dies with the worker, takes the worker's environment and the slot's device."""
     _die_with(worker_pid)
+    for stop in (signal.SIGINT, signal.SIGTERM):  # the worker decides: it kills its children, then records
+        signal.signal(stop, signal.SIG_IGN)
     os.environ.clear()
     os.environ.update(environ)  # the worker's environment now, not the fork server's at its start
     if slot.cuda_devices is not None:
@@ -459,10 +536,16 @@ def _child_setup(slot: Slot, environ: dict[str, str], worker_pid: int) -> None:
 
 
 def _write_error(folders: list[Path], error: BaseException) -> None:
+    """Leave the reason in each folder's error.json for the worker; where that cannot be written (the disk is
+    full, say), one line on stderr instead of a traceback."""
     reason = "".join(traceback.format_exception_only(type(error), error)).strip()
     for folder in folders:
-        write_json_atomic(folder / "error.json", {"error": reason, "traceback": traceback.format_exc()[-8000:],
-                                                  "host": socket.gethostname(), "pid": os.getpid()})
+        try:
+            write_json_atomic(folder / "error.json", {"error": reason, "traceback": traceback.format_exc()[-8000:],
+                                                      "host": socket.gethostname(), "pid": os.getpid()})
+        except OSError as unwritable:
+            print(f"{folder.name}: {reason.splitlines()[-1]} (and error.json could not be written: {unwritable})",
+                  file=sys.stderr, flush=True)
 
 
 def _job_process(job_id: str, attrs: dict, trial_dir: str, prices: dict, slot: Slot, tracking: Any,
