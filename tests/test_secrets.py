@@ -4,12 +4,109 @@ holds a space, an "@" or a ":" and the error quotes only part of the URL."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 
 from tina_sweep.secrets import Secrets, mask_url
 
 PASSWORD = "s3cret-Pa55"
 URL = f"postgresql://tina:{PASSWORD}@localhost/db"
+
+# --- W&B: a real offline run, started the way tracking.py starts one, in a process whose command line and
+# environment hold the storage URL
+
+_RUN = textwrap.dedent("""
+    import multiprocessing as mp
+    import os
+    import sys
+    from pathlib import Path
+
+    from tina_sweep import tracking
+
+
+    def service_environments():
+        \"\"\"The environments of this process's children (the W&B service), where /proc shows them.\"\"\"
+        found = []
+        for status in Path("/proc").glob("[0-9]*/status"):
+            try:
+                fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+                if int(fields["PPid"]) == os.getpid():
+                    found.append((status.parent / "environ").read_bytes())
+            except (OSError, KeyError, ValueError):
+                pass
+        return found
+
+
+    def start(directory):
+        argv, storage = list(sys.argv), os.environ["TINA_SWEEP_STORAGE"]
+        settings = tracking.Tracking("offline", "secrets", "secrets", directory, "smoke")
+        run = tracking.start_run(settings, "train", "leak-check", {"study": "secrets"}, ["smoke"])
+        assert run is not None, "no W&B run"
+        # the command line and the environment are this process's own again once the run has started
+        assert sys.argv == argv and os.environ["TINA_SWEEP_STORAGE"] == storage
+        environments = service_environments()
+        run.log({"reward": 0.5})
+        tracking.finish_run(run)
+        leaking = sum(b"s3cret" in environment for environment in environments)
+        print(f"service environments: {len(environments)} read, {leaking} with the password")
+
+
+    if __name__ == "__main__":
+        directory, how = sys.argv[sys.argv.index("--sweeps-dir") + 1], sys.argv[sys.argv.index("--how") + 1]
+        if how == "main":
+            start(directory)
+        else:  # the way the worker starts a job: a fork server's child, whose sys.argv is the worker's
+            process = mp.get_context("forkserver").Process(target=start, args=(directory,))
+            process.start()
+            process.join()
+            sys.exit(process.exitcode)
+""")
+
+
+@pytest.mark.parametrize("how", ["main", "forkserver"])
+def test_wandb_run_files_hold_no_password(tmp_path, how):
+    pytest.importorskip("wandb")
+    from test_wandb import wandb_records
+
+    script = tmp_path / "script" / "tina_job.py"
+    script.parent.mkdir()
+    script.write_text(_RUN)
+    tmp_path = tmp_path / "run"  # everything W&B writes (the script above names the password: it is not scanned)
+    home = tmp_path / "home"
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "TINA_SWEEP_STORAGE": URL,
+           "NETRC": str(home / "netrc"), "HOME": str(home)}
+    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        env[name] = str(home / name.lower())
+    env.pop("WANDB_API_KEY", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
+    # the real command line holds the URL twice, as a separate value and in --option=value form
+    command = [sys.executable, str(script), "run", "study.py", "--storage", URL, f"--storage={URL}",
+               "--sweeps-dir", str(tmp_path), "--how", how]
+    tmp_path.mkdir()
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, runs
+    (log,) = runs[0].glob("run-*.wandb")
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]  # the run, its logs, W&B's cache and config
+    assert len(files) > 3
+    leaks = [str(path.relative_to(tmp_path)) for path in files if b"s3cret" in path.read_bytes()]
+    assert leaks == []
+    # W&B still records the command line (masked) with the rest of its metadata
+    (environment,) = [record.environment for record in wandb_records(log)
+                      if record.WhichOneof("record_type") == "environment" and record.environment.args]
+    masked = "postgresql://tina:***@localhost/db"
+    assert list(environment.args)[:5] == ["run", "study.py", "--storage", masked, f"--storage={masked}"]
+    assert environment.host and environment.python
+    if sys.platform.startswith("linux"):  # the W&B service process did not get the URL in its environment
+        (line,) = [line for line in done.stdout.splitlines() if line.startswith("service environments:")]
+        assert line.endswith(" 0 with the password") and not line.startswith("service environments: 0 read"), line
+
 
 # --- mask_url: every URL's password in a text
 

@@ -98,13 +98,39 @@ def start_run(tracking: Tracking | None, job_type: str, name: str, config: dict[
     try:
         import wandb
 
-        return wandb.init(project=tracking.project, group=tracking.group, job_type=job_type, name=name,
-                          dir=tracking.directory, mode=tracking.mode, config=config,
-                          tags=[tag[:64] for tag in tags or []],  # W&B's limit on a tag's length
-                          settings=wandb.Settings(silent=True, console="off"))
+        with _no_storage_password():
+            return wandb.init(project=tracking.project, group=tracking.group, job_type=job_type, name=name,
+                              dir=tracking.directory, mode=tracking.mode, config=config,
+                              tags=[tag[:64] for tag in tags or []],  # W&B's limit on a tag's length
+                              settings=wandb.Settings(silent=True, console="off"))
     except Exception as error:
         warn(f"{job_type} run for {name}", error)
         return None
+
+
+@contextmanager
+def _no_storage_password() -> Iterator[None]:
+    """While a W&B run starts: the command line with storage passwords masked, and no storage URL in the
+    environment.
+
+    ``wandb.init`` records ``sys.argv[1:]`` in the run's metadata (the ``environment`` record of the offline
+    ``run-*.wandb`` file, ``wandb-metadata.json`` once synced), read only while the run starts; W&B has no
+    setting that leaves the arguments out but keeps the rest of the metadata (``x_disable_meta`` drops it all).
+    A job's process, started by the worker's fork server, has the worker's ``sys.argv`` (``--storage
+    postgresql://user:password@host/db``) and its environment (``TINA_SWEEP_STORAGE``, on Slurm): the W&B
+    service process started by the first run of a process inherits that environment, so it is left out too."""
+    from tina_sweep.launch import STORAGE_ENV
+    from tina_sweep.secrets import Secrets
+
+    argv, hidden = sys.argv, os.environ.pop(STORAGE_ENV, None)
+    secrets = Secrets.from_url(hidden, *(arg for arg in argv if "://" in arg))
+    sys.argv = [secrets.mask(arg) for arg in argv]
+    try:
+        yield
+    finally:
+        sys.argv = argv
+        if hidden is not None:
+            os.environ[STORAGE_ENV] = hidden
 
 
 def finish_run(run: Any | None, failed: bool = False) -> None:
