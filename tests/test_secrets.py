@@ -179,3 +179,50 @@ def test_secrets_without_a_password():
         secrets = Secrets.from_url(url)
         assert not secrets and secrets.passwords == ()
         assert secrets.mask("tina at postgresql://a:b@c/db") == "tina at postgresql://a:***@c/db"  # still mask_url
+
+
+# --- the command line: a driver's error that quotes part of the password
+
+def _one_line(result) -> str:
+    assert result.exit_code not in (0, None), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", ["run", "worker", "status"])
+def test_driver_error_quoting_part_of_the_password(command, tmp_path):
+    pytest.importorskip("psycopg2", reason="the postgres extra (psycopg2-binary) is not installed")
+    from typer.testing import CliRunner
+
+    from conftest import STUDIES_DIR
+    from tina_sweep.cli import app
+
+    url = "postgresql://tina:pa@ssword@127.0.0.1:1/db"  # SQLAlchemy takes "pa" and host "ssword@127.0.0.1"
+    target = "smoke" if command == "status" else str(STUDIES_DIR / "smoke.py")
+    scale = [] if command == "status" else ["--scale", "smoke"]
+    result = CliRunner().invoke(app, [command, target, *scale, "--sweeps-dir", str(tmp_path / "sweeps"),
+                                      "--storage", url], env={"COLUMNS": "240"})
+    line = _one_line(result)
+    assert "could not translate host name" in line and '"***@127.0.0.1"' in line, line
+    assert "ssword" not in result.output
+    assert not (tmp_path / "sweeps").exists()
+
+
+@pytest.mark.parametrize("url", ["postgresql://tina:pa ss-w0rd@127.0.0.1:1/db",
+                                 "postgresql://tina:pa%40ss-w0rd@127.0.0.1:1/db",
+                                 "postgresql://tina@127.0.0.1:1/db?password=pa'ss-w0rd"])
+def test_unreachable_ledger_hides_odd_passwords(url, tmp_path):
+    pytest.importorskip("psycopg2", reason="the postgres extra (psycopg2-binary) is not installed")
+    from typer.testing import CliRunner
+
+    from conftest import STUDIES_DIR
+    from tina_sweep.cli import app
+
+    result = CliRunner().invoke(app, ["run", str(STUDIES_DIR / "smoke.py"), "--scale", "smoke", "--sweeps-dir",
+                                      str(tmp_path / "sweeps"), "--storage", url], env={"COLUMNS": "240"})
+    line = _one_line(result)
+    assert "cannot open the ledger" in line and "127.0.0.1" in line, line
+    assert "ss-w0rd" not in result.output

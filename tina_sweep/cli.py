@@ -146,7 +146,8 @@ def run(
     options = RunOptions(chosen, sweeps_dir, storage, workers, threads_per_worker, max_retries, price_table,
                          tracking, eval_checkpoints, share_eval_engine)
     results = _one_line_failures(lambda: run_study(study, trials, options),
-                                 "interrupted; finished trials are recorded, run the same command again to continue")
+                                 "interrupted; finished trials are recorded, run the same command again to continue",
+                                 storage)
     if not results:
         fail("no trial finished", 1)
     axis_names = list({**study.axes, **study.scales.get(chosen, _empty()).axes})
@@ -174,17 +175,17 @@ def _prices(prices: Optional[Path]) -> dict[str, float]:
         fail(f"--prices {prices}: {error}")
 
 
-def _one_line_failures(work, interrupted: str):
+def _one_line_failures(work, interrupted: str, storage: Optional[str] = None):
     """Run the work; Ctrl-C exits 130 with ``interrupted``, any other failure (storage unreachable and the like)
     is one masked line instead of a traceback."""
-    from tina_sweep.secrets import mask_url
+    from tina_sweep.secrets import Secrets
 
     try:
         return work()
     except KeyboardInterrupt:
         fail(interrupted, 130)
     except Exception as error:
-        fail(mask_url(f"{type(error).__name__}: {error}".splitlines()[0]))
+        fail(Secrets.from_url(storage).mask(f"{type(error).__name__}: {error}".splitlines()[0]))
 
 
 def _preflight(study, trials, scale: str, storage: Optional[str], sweeps_dir: Path, redefine: bool = False) -> None:
@@ -199,7 +200,9 @@ def _preflight(study, trials, scale: str, storage: Optional[str], sweeps_dir: Pa
         guard_ledger(study, scale, [job.job_id for job in study_jobs(study, trials)], storage,
                      sweeps_dir / study.name, redefine)
     except ConfigError as error:
-        fail(str(error))
+        from tina_sweep.secrets import Secrets
+
+        fail(Secrets.from_url(storage).mask(str(error)))
 
 
 @app.command()
@@ -235,7 +238,7 @@ def worker(
     options = RunOptions(chosen, sweeps_dir, storage, workers, threads_per_worker, max_retries, price_table,
                          None, eval_checkpoints, share_eval_engine)
     summary = _one_line_failures(lambda: run_worker(study, trials, options),
-                                 "interrupted; this worker's running trials were handed back to the ledger")
+                                 "interrupted; this worker's running trials were handed back to the ledger", storage)
     console.print(f"worker done: {summary.finished} trial(s) finished here, {summary.failed} failed; no trial of "
                   f"{study.name} is waiting or running", highlight=False)
 
@@ -284,7 +287,9 @@ def status(
         name, sweep_dir = locate(target, sweeps_dir)
         show_status(name, sweep_dir, storage, console)
     except (ConfigError, StatusError) as error:
-        fail(str(error))
+        from tina_sweep.secrets import Secrets
+
+        fail(Secrets.from_url(storage).mask(str(error)))
 
 
 @app.command()
@@ -434,9 +439,10 @@ def launch_slurm(
         jobs = launch.submit(launch.SlurmWorker(settings, storage), folder, options, job_name, command, storage,
                              local)
     except Exception as error:
-        from tina_sweep.secrets import mask_url
+        from tina_sweep.secrets import Secrets
 
-        fail(mask_url(f"submission failed: {type(error).__name__}: {' '.join(str(error).split())}")[:400], 1)
+        fail(Secrets.from_url(storage).mask(f"submission failed: {type(error).__name__}: "
+                                            f"{' '.join(str(error).split())}")[:400], 1)
     where = describe_storage(storage, sweeps / study.name)
     if not local:
         console.print(f"Submitted {workers} worker(s) of {study.name} as Slurm job {jobs[0].job_id.split('_')[0]} "
@@ -456,7 +462,7 @@ def launch_slurm(
 def _launch_summary(study, trials, storage: Optional[str], sweeps_dir: Path, failures: list[str]) -> None:
     from tina_sweep.ledger import Ledger
     from tina_sweep.runner import study_jobs
-    from tina_sweep.secrets import mask_url
+    from tina_sweep.secrets import Secrets
 
     ids = [job.job_id for job in study_jobs(study, trials)]
     ledger = Ledger(study.name, storage, sweeps_dir / study.name)
@@ -466,7 +472,7 @@ def _launch_summary(study, trials, storage: Optional[str], sweeps_dir: Path, fai
         ledger.close()
     console.print(f"{study.name}: {counts.finished} of {len(ids)} jobs finished", highlight=False)
     if failures:
-        fail(mask_url(f"{len(failures)} worker(s) failed: {failures[0]}"), 1)
+        fail(Secrets.from_url(storage).mask(f"{len(failures)} worker(s) failed: {failures[0]}"), 1)
     if counts.finished < len(ids):
         fail(f"{len(ids) - counts.finished} job(s) did not finish (see `tina-sweep status {study.name}`)", 1)
 

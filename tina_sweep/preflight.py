@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tina_sweep.config import ConfigError, DataSpec
-from tina_sweep.secrets import mask_url
+from tina_sweep.secrets import Secrets, mask_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -89,12 +89,12 @@ def check_trials(study_name: str, trials: list[Trial]) -> None:
 
 def describe_storage(storage: str | None, sweep_dir: Path) -> str:
     """Where the ledger lives, printable (password masked)."""
-    return mask_url(storage) if storage else str(sweep_dir / "ledger.journal")
+    return mask_storage(storage) if storage else str(sweep_dir / "ledger.journal")
 
 
 def check_storage_url(storage: str) -> None:
     """The shape of ``--storage``: a ``.journal`` file path or a database URL SQLAlchemy can parse."""
-    shown = mask_url(storage)
+    shown = mask_storage(storage)
     if not storage.strip():
         raise ConfigError("--storage: empty (give a postgresql://user@host/db URL or a .journal file path)")
     if storage.endswith(".journal") and "://" not in storage:  # as tina_sweep.ledger.journal_path reads it
@@ -133,7 +133,8 @@ def open_storage_checked(storage: str | None, sweep_dir: Path) -> optuna.storage
         raise ConfigError(f"--storage {shown}: its database driver is not installed"
                           f"{f' (no module {missing!r})' if missing else ''}{hint}") from None
     except Exception as error:
-        raise ConfigError(f"--storage {shown}: cannot open the ledger: {mask_url(_first_line(error))}") from None
+        raise ConfigError(f"--storage {shown}: cannot open the ledger: "
+                          f"{Secrets.from_url(storage).mask(_first_line(error))}") from None
 
 
 def _first_line(error: BaseException) -> str:
@@ -192,6 +193,6 @@ def guard_ledger(study: Study, scale: str, job_ids: list[str], storage: str | No
         else:
             ledger_study = optuna.load_study(study_name=study.name, storage=backend)
     except Exception as error:
-        raise ConfigError(f"--storage {where}: cannot open study {study.name!r}: {mask_url(_first_line(error))}") \
-            from None
+        raise ConfigError(f"--storage {where}: cannot open study {study.name!r}: "
+                          f"{Secrets.from_url(storage).mask(_first_line(error))}") from None
     check_definition(ledger_study, study, scale, job_ids, where, redefine)
