@@ -272,3 +272,82 @@ def test_resume_passes_over_a_torn_checkpoint(tmp_path, tiny_model_dir):
     assert result["cost"]["train_seconds"] == pytest.approx(sum(a["train_seconds"] for a in attempts))
     assert attempts[0]["train_seconds"] > 0 and attempts[1]["train_seconds"] > 0
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+# ---------------------------------------------------------------------------- a result on disk; a worker's crash
+
+class _Quiet:
+    """A worker display that records what happened (``crash_on_claim``: the worker itself fails)."""
+
+    def __init__(self, crash_on_claim: bool = False):
+        self.events, self.crash = [], crash_on_claim
+
+    def claimed(self, job, attempt, slot):
+        if self.crash:
+            raise RuntimeError("a bug in the worker")
+        self.events.append(("claimed", job.job_id))
+
+    def progress(self, job, progress):
+        pass
+
+    def finished(self, job, result, reused):
+        self.events.append(("finished", job.job_id, reused))
+
+    def failed(self, job, reason):
+        self.events.append(("failed", job.job_id, reason))
+
+    def evaluating(self, jobs):
+        pass
+
+    def abandoned(self, job, reason):
+        self.events.append(("abandoned", job.job_id, reason))
+
+
+def _smoke_job():
+    from tina_sweep.job import Job
+
+    return Job("t", "trial", smoke_spec(**{"eval.benchmarks": [{"name": "arithmetic", "limit": 2}]}), {})
+
+
+def test_a_result_on_disk_survives_any_number_of_worker_deaths(tmp_path):
+    """Three kills of the worker of a trial whose result.json was already written used to lose the trial. Its
+    result is recorded by the next worker, without running anything again."""
+    from tina_sweep.attempts import attempt_dir
+    from tina_sweep.worker import Worker, plan_slots
+
+    job = _smoke_job()
+    attrs = {job.job_id: job.to_attrs()}
+    first = None
+    for _ in range(3):  # each worker claims the trial and dies
+        dying = Ledger("study", None, tmp_path, max_retries=0)
+        dying.sync(attrs)
+        trial = dying.claim()
+        if first is None:  # the first attempt's child got as far as writing its result
+            first = attempt_dir(tmp_path, job.job_id, trial.number)
+            first.mkdir(parents=True)
+            (first / "result.json").write_text(json.dumps({"trial_id": "t", "kind": "trial", "average": 0.75}))
+        die(dying)
+    ledger = Ledger("study", None, tmp_path, max_retries=0)
+    display = _Quiet()
+    summary = Worker(ledger, {job.job_id: job}, tmp_path, plan_slots(1), display=display).run()
+    assert summary.finished == 1 and display.events[-1] == ("finished", "t", True)
+    tries = Ledger("study", None, tmp_path, create=False).by_job()["t"]
+    assert [t.state for t in tries] == [TrialState.FAIL] * 3 + [TrialState.COMPLETE]
+    assert tries[-1].user_attrs["reused_result"] is True and tries[-1].value == 0.75
+    assert json.loads((tmp_path / "trials" / "t" / "result.json").read_text())["average"] == 0.75
+    assert not (tmp_path / "attempts").exists()
+
+
+def test_a_worker_crash_is_a_bounded_loss_not_an_interruption(tmp_path):
+    """A worker that fails by a bug of its own used to record its attempts as 'interrupted', retried without
+    bound; now they are losses: not the trial's failure, but counted against MAX_WORKER_LOSSES."""
+    from tina_sweep.worker import Worker, plan_slots
+
+    job = _smoke_job()
+    ledger = Ledger("study", None, tmp_path, max_retries=0)
+    with pytest.raises(RuntimeError, match="a bug in the worker"):
+        Worker(ledger, {job.job_id: job}, tmp_path, plan_slots(1), display=_Quiet(crash_on_claim=True)).run()
+    [attempt] = Ledger("study", None, tmp_path, create=False).by_job()["t"]
+    assert attempt.state == TrialState.FAIL and attempt.user_attrs["lost"] is True
+    assert "interrupted" not in attempt.user_attrs
+    assert attempt.user_attrs["error"] == "the worker failed: RuntimeError: a bug in the worker"

@@ -28,7 +28,8 @@ from tina_sweep.ledger import Ledger, attempt_error
 
 TINA_SWEEP = Path(sys.executable).with_name("tina-sweep")
 STEPS = 8  # training steps of each trial (a checkpoint after every step)
-LEFT = 5  # a worker is killed with at least this many steps of its trial left (a few seconds)
+GATE_STEP = 2  # trials wait at this step (after its checkpoint) until the test opens the gate: tests/gate.py
+GATE = str(Path(__file__).with_name("gate.py")) + ":Gate"
 SIX = textwrap.dedent(f"""
     from tina_sweep import Study
 
@@ -62,15 +63,22 @@ def job_ids(study_file) -> list[str]:
 
 class Processes:
     """Processes started by a test, each in its own session; all of them (and their children) are killed at
-    the end."""
+    the end. Their trials wait at step GATE_STEP until ``open_gate()``: a test acts in the middle of a trial by
+    waiting for that event, whatever the machine's speed."""
 
     def __init__(self, root: Path):
         self.root, self.started = root, []
+        self.gate = root / "gate"
+        self.gate.mkdir(exist_ok=True)
+
+    def open_gate(self) -> None:
+        (self.gate / "open").touch()
 
     def start(self, name: str, *args: str, env: dict | None = None) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "w")
         environment = {**os.environ, "COLUMNS": "200", "TINA_SWEEP_HEARTBEAT_INTERVAL": "1",
-                       "TINA_SWEEP_GRACE_PERIOD": "6", **(env or {})}
+                       "TINA_SWEEP_GRACE_PERIOD": "6", "TINA_SWEEP_CALLBACKS": GATE,
+                       "TINA_GATE_DIR": str(self.gate), "TINA_GATE_STEP": str(GATE_STEP), **(env or {})}
         process = subprocess.Popen([str(TINA_SWEEP), *map(str, args)], stdout=log, stderr=subprocess.STDOUT,
                                    env=environment, start_new_session=True)
         process.log_path, process.name = self.root / f"{name}.log", name
@@ -118,8 +126,8 @@ def processes(tmp_path):
 
 
 def start_workers(processes: Processes, count: int, study_file: Path, root: Path, storage: str | None,
-                  name: str = "worker"):
-    extra = ["--storage", storage] if storage else []
+                  name: str = "worker", *more: str):
+    extra = (["--storage", storage] if storage else []) + list(more)
     return [processes.start(f"{name}{i}", "worker", study_file, "--scale", "smoke", "--sweeps-dir", root,
                             "--threads-per-worker", "1", *extra) for i in range(count)]
 
@@ -153,6 +161,7 @@ def check_exactly_once(storage: str | None, root: Path, job_ids: list[str], retr
         assert finished.user_attrs["result"]["trial_id"] == job
     folders = {p.name for p in (root / "six" / "trials").iterdir()}
     assert folders == set(job_ids)
+    assert not (root / "six" / "attempts").exists()  # every attempt folder renamed into place or cleaned up
     for job in job_ids:
         result = json.loads((root / "six" / "trials" / job / "result.json").read_text())
         assert result["trial_id"] == job and result["train_steps"] == STEPS
@@ -162,36 +171,34 @@ def check_exactly_once(storage: str | None, root: Path, job_ids: list[str], retr
 
 
 def wait_for_checkpointed_trial(storage: str | None, root: Path, owner_pids: set[int], processes: Processes,
-                                timeout: float = WAIT) -> tuple[str, int, dict]:
-    """A trial running on one of ``owner_pids`` that has saved a checkpoint, whose training step the ledger
-    shows (for `status`), and that has ``LEFT`` steps or more to go: (job id, its worker's pid, its progress)."""
+                                timeout: float = WAIT, study: str = "six") -> tuple[str, int, dict]:
+    """A trial of one of ``owner_pids`` held at the gate (its checkpoint of step GATE_STEP saved) whose
+    training step the ledger shows (for `status`): (job id, its worker's pid, its progress). Waits for these
+    events, not for a time window: the held trial cannot finish before the test acts, however fast it is."""
     owners = {f"{socket.gethostname()}:{pid}": pid for pid in owner_pids}
     deadline = time.monotonic() + timeout
     ledger = None
     try:
         while time.monotonic() < deadline:
             time.sleep(0.1)
-            trials = root / "six" / "trials"
-            if not trials.is_dir():
-                continue
-            for folder in trials.iterdir():
+            for waiting in processes.gate.glob("*.waiting"):
                 try:
+                    folder = Path(json.loads(waiting.read_text())["attempt"])
                     progress = json.loads((folder / "progress.json").read_text())
-                except (OSError, ValueError):
+                except (OSError, ValueError, KeyError):
                     continue
-                checkpointed = any((folder / "checkpoints").glob("checkpoint-*/trainer_state.json"))
-                if not (checkpointed and progress.get("phase") == "train" and progress["step"] <= STEPS - LEFT
-                        and progress.get("worker") in owners and not (folder / "result.json").exists()):
+                if progress.get("phase") != "train" or progress.get("worker") not in owners:
                     continue
                 if ledger is None:
-                    ledger = Ledger("six", storage, root / "six", create=False)
-                running = [t for t in ledger.by_job().get(folder.name, []) if t.state == TrialState.RUNNING]
+                    ledger = Ledger(study, storage, root / study, create=False)
+                job = folder.parent.name
+                running = [t for t in ledger.by_job().get(job, []) if t.state == TrialState.RUNNING]
                 if running and (running[0].user_attrs.get("progress") or {}).get("phase") == "train":
-                    return folder.name, owners[progress["worker"]], progress
+                    return job, owners[progress["worker"]], progress
     finally:
         if ledger is not None:
             ledger.close()
-    pytest.fail("no trial reached a checkpoint in time:\n" + processes.logs())
+    pytest.fail("no trial reached the gate:\n" + processes.logs())
 
 
 def gone(pid: int, timeout: float = 15) -> bool:
@@ -294,11 +301,12 @@ def test_three_workers_against_one_on_postgres(study_file, job_ids, postgres_ser
 def test_three_workers_on_postgres_every_trial_once_one_killed(study_file, job_ids, postgres_url, processes, tmp_path,
                                                              tiny_model_dir):
     root = tmp_path / "sweeps"
-    workers = start_workers(processes, 3, study_file, root, postgres_url)
+    # --max-retries 0: a worker's death must not use up the trial's retries (it used to lose the trial)
+    workers = start_workers(processes, 3, study_file, root, postgres_url, "worker", "--max-retries", "0")
     victim_job, victim_pid, progress = wait_for_checkpointed_trial(postgres_url, root, {w.pid for w in workers},
                                                                    processes)
     os.kill(victim_pid, signal.SIGKILL)
-    assert not (root / "six" / "trials" / victim_job / "result.json").exists()  # killed in the middle
+    assert not (root / "six" / "trials" / victim_job).exists()  # killed in the middle
     # status: the dead worker's trial shows as running (until its grace period ends) with its worker
     # (host:pid) and step; the password is masked
     out = status_now(root / "six", postgres_url)
@@ -306,6 +314,7 @@ def test_three_workers_on_postgres_every_trial_once_one_killed(study_file, job_i
                      rf"[0-9:]+ +│ train \d/{STEPS}", out), out
     assert "s3cret" not in out and "tina:***@" in out
     assert gone(progress["pid"]), "the killed worker's trial process outlived it"
+    processes.open_gate()
     survivors = [w for w in workers if w.pid != victim_pid]
     processes.wait(survivors)
     assert all(w.returncode == 0 for w in survivors), processes.logs()
@@ -328,21 +337,25 @@ def test_killed_worker_on_journal_trial_retried_by_lock(study_file, job_ids, pro
     of a trial: its attempt lock is released, `run` sees it, re-enqueues the trial and finishes it."""
     root = tmp_path / "sweeps"
     run = processes.start("run", "run", study_file, "--scale", "smoke", "--sweeps-dir", root, "--workers", "2",
-                          "--threads-per-worker", "1")
-    [worker] = start_workers(processes, 1, study_file, root, None)
+                          "--threads-per-worker", "1", "--max-retries", "0")
+    [worker] = start_workers(processes, 1, study_file, root, None, "worker", "--max-retries", "0")
     victim_job, victim_pid, progress = wait_for_checkpointed_trial(None, root, {worker.pid}, processes)
     out = status_now(root / "six", None)
     os.kill(victim_pid, signal.SIGKILL)
-    assert not (root / "six" / "trials" / victim_job / "result.json").exists()  # killed in the middle
+    assert not (root / "six" / "trials" / victim_job).exists()  # killed in the middle
     assert re.search(rf"{re.escape(victim_job)} +│ running +│ 1 +│ 0 +│ {socket.gethostname()}:{victim_pid} +│ "
                      rf"[0-9:]+ +│ train \d/{STEPS}", out), out
     assert gone(progress["pid"]), "the killed worker's trial process outlived it"
+    processes.open_gate()
     processes.wait([run])
     assert run.returncode == 0, processes.logs()
     jobs = check_exactly_once(None, root, job_ids, retried={victim_job})
     assert "its attempt lock was released" in jobs[victim_job][0].user_attrs["error"]
     result = json.loads((root / "six" / "trials" / victim_job / "result.json").read_text())
-    assert result["resumed_from_checkpoint"].startswith("checkpoint-")
+    assert result["resumed_from_checkpoint"] == f"checkpoint-{GATE_STEP}"
+    # the cost counts both attempts' training (the killed one trained GATE_STEP steps)
+    assert [a["step"] for a in result["train_attempts"]] == [GATE_STEP, STEPS]
+    assert result["cost"]["train_seconds"] == pytest.approx(sum(a["train_seconds"] for a in result["train_attempts"]))
     assert claims(processes) == Counter({job: 2 if job == victim_job else 1 for job in job_ids}), processes.logs()
     assert not list((root / "six" / "ledger.journal.attempts").glob("*.lock"))  # no lock left behind
     assert "results.md" in run.log_path.read_text()
@@ -401,3 +414,101 @@ def test_resumed_trial_reaches_the_same_steps(tmp_path, tiny_model_dir):
     assert [e["learning_rate"] for e in log("cut")] == pytest.approx([e["learning_rate"] for e in log("whole")])
     state = json.loads((tmp_path / "cut" / "checkpoints" / f"checkpoint-{steps}" / "trainer_state.json").read_text())
     assert state["global_step"] == steps
+
+
+# ---------------------------------------------------------------------------- paused, hung and preempted workers
+
+ONE = textwrap.dedent(f"""
+    from tina_sweep import Study
+
+    study = Study(
+        name="one",
+        description="one smoke trial",
+        base={{"training.max_steps": {STEPS}, "training.save_steps": 1,
+              "eval.benchmarks": [{{"name": "arithmetic", "limit": 4}}]}},
+        axes={{"lora.rank": [2]}},
+        evaluate_base_model=False,
+    )
+""")
+
+
+@pytest.fixture
+def one_file(tmp_path) -> Path:
+    path = tmp_path / "one.py"
+    path.write_text(ONE)
+    return path
+
+
+def one_attempts(storage: str | None, root: Path) -> list:
+    ledger = Ledger("one", storage, root / "one", create=False)
+    try:
+        [tries] = ledger.by_job().values()
+        return tries
+    finally:
+        ledger.close()
+
+
+def test_paused_worker_on_postgres_does_not_record_twice(one_file, postgres_url, processes, tmp_path, tiny_model_dir):
+    """Worker A is paused (SIGSTOP) past the grace period; B takes its trial over and finishes it; A resumes.
+    Before: both finished, two COMPLETE attempts, both writing one trial folder. Now A sees its attempt was
+    declared dead, stops its child and records nothing; B resumed from A's checkpoint in a folder of its own."""
+    root = tmp_path / "sweeps"
+    [a] = start_workers(processes, 1, one_file, root, postgres_url, "a")
+    job, _, progress = wait_for_checkpointed_trial(postgres_url, root, {a.pid}, processes, study="one")
+    os.kill(a.pid, signal.SIGSTOP)  # the worker only: its child keeps running (held at the gate)
+    [b] = start_workers(processes, 1, one_file, root, postgres_url, "b")
+    processes.wait([b])  # B declares A's attempt dead after the grace period, retries it and finishes it
+    assert b.returncode == 0, processes.logs()
+    processes.open_gate()  # A's child may now run on in its own folder
+    os.kill(a.pid, signal.SIGCONT)
+    processes.wait([a])
+    assert a.returncode == 0, processes.logs()
+    tries = one_attempts(postgres_url, root)
+    assert [t.state for t in tries] == [TrialState.FAIL, TrialState.COMPLETE], processes.logs()
+    assert tries[1].user_attrs["worker"].endswith(f":{b.pid}")
+    assert "declared this attempt dead" in a.log_path.read_text()
+    assert gone(progress["pid"]), "A's child outlived A's notice"
+    folder = root / "one" / "trials" / job
+    result = json.loads((folder / "result.json").read_text())
+    assert result["resumed_from_checkpoint"] == f"checkpoint-{GATE_STEP}"
+    assert [a["attempt"] for a in result["train_attempts"]] == [str(tries[0].number), str(tries[1].number)]
+    steps = [json.loads(line)["step"] for line in (folder / "train_log.jsonl").open()]
+    assert steps == list(range(1, STEPS + 1))
+
+
+def test_hung_trial_is_killed_at_the_trial_timeout(one_file, processes, tmp_path, tiny_model_dir):
+    """A child that hangs (here: held at the gate, never opened) used to hold its slot forever, its worker
+    heartbeating for it. The trial timeout kills it; a hang is the trial's failure and counts as one."""
+    root = tmp_path / "sweeps"
+    run = processes.start("run", "run", one_file, "--scale", "smoke", "--sweeps-dir", root, "--max-retries", "0",
+                          "--trial-timeout", "20")
+    processes.wait([run])
+    assert run.returncode == 1, processes.logs()
+    [attempt] = one_attempts(None, root)
+    assert attempt.state == TrialState.FAIL
+    assert attempt.user_attrs["error"] == "timed out: still running after 20 s (--trial-timeout)"
+    assert "timed out" in run.log_path.read_text()
+    waiting = list(processes.gate.glob("*.waiting"))
+    assert waiting and all(gone(json.loads(w.read_text())["pid"]) for w in waiting)
+
+
+def test_sigterm_to_the_whole_job_hands_trials_back(one_file, processes, tmp_path, tiny_model_dir):
+    """`scancel` or a preemption sends SIGTERM to every process of the job: the children used to die of it first
+    and count as failed. Now they leave the signal to the worker, which stops them and records the attempt as
+    interrupted (not a failure); the next worker resumes it."""
+    root = tmp_path / "sweeps"
+    [worker] = start_workers(processes, 1, one_file, root, None, "worker", "--max-retries", "0")
+    job, _, progress = wait_for_checkpointed_trial(None, root, {worker.pid}, processes, study="one")
+    os.killpg(worker.pid, signal.SIGTERM)
+    processes.wait([worker])
+    assert worker.returncode == 130, processes.logs()
+    assert gone(progress["pid"])
+    [attempt] = one_attempts(None, root)
+    assert attempt.state == TrialState.FAIL and attempt.user_attrs.get("interrupted") is True, attempt.user_attrs
+    processes.open_gate()
+    [again] = start_workers(processes, 1, one_file, root, None, "again", "--max-retries", "0")
+    processes.wait([again])
+    assert again.returncode == 0, processes.logs()
+    assert [t.state for t in one_attempts(None, root)] == [TrialState.FAIL, TrialState.COMPLETE]
+    result = json.loads((root / "one" / "trials" / job / "result.json").read_text())
+    assert result["resumed_from_checkpoint"] == f"checkpoint-{GATE_STEP}"

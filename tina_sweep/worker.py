@@ -207,7 +207,11 @@ class Worker:
             while True:
                 free = [slot for slot in self.slots if slot.index not in running]
                 while free and (trial := self._claim()) is not None:
-                    started = self._start(trial, free[0])
+                    try:
+                        started = self._start(trial, free[0])
+                    except BaseException as error:  # not yet among the running: record the claimed one here
+                        self._release_claimed(trial, error)
+                        raise
                     if started is not None:  # None: its result was already written, nothing to run
                         running[free.pop(0).index] = started
                 if not running:
@@ -257,6 +261,12 @@ class Worker:
                 job.process.join(30)
             self.ledger.fail(job.trial, reason, interrupted=interrupted, lost=lost)
         return len(held)
+
+    def _release_claimed(self, trial, error: BaseException) -> None:
+        stopped = isinstance(error, (KeyboardInterrupt, SystemExit))
+        reason = "interrupted (the worker was stopped)" if stopped else \
+            mask_url(f"the worker failed: {type(error).__name__}: {error}")
+        self.ledger.fail(trial, reason, interrupted=stopped, lost=not stopped)
 
     def hand_back(self, reason: str) -> int:
         """Stop this worker's children and record their attempts as interrupted (preemption): not failures."""
@@ -325,8 +335,9 @@ class Worker:
         try:
             process.start()
         except BaseException as error:
+            stopped = isinstance(error, KeyboardInterrupt)
             self.ledger.fail(trial, f"could not start the job's process: {type(error).__name__}: {error}",
-                             interrupted=isinstance(error, KeyboardInterrupt))
+                             interrupted=stopped, lost=not stopped)  # the worker's trouble, not the trial's
             raise
         self.ledger.set_progress(trial, {"phase": "starting", "pid": process.pid, "slot": slot.describe(),
                                          "updated": time.time()})
