@@ -23,6 +23,19 @@ INVALID = [
     ("training.learning_rate", -1e-4, "training.learning_rate: must be positive, got -0.0001"),
     ("training.learning_rate", 0, "training.learning_rate: must be positive, got 0"),
     ("training.learning_rate", "fast", "training.learning_rate: must be a number, got 'fast'"),
+    ("training.learning_rate", "1e-4", "training.learning_rate: must be a number, got '1e-4'"),
+    ("training.learning_rate", True, "training.learning_rate: must be a number, got True"),
+    ("training.learning_rate", float("inf"), "training.learning_rate: must be a finite number, got inf"),
+    ("training.learning_rate", float("nan"), "training.learning_rate: must be a finite number, got nan"),
+    ("algorithm.temperature", "0.7", "algorithm.temperature: must be a number, got '0.7'"),
+    ("eval.top_p", False, "eval.top_p: must be a number, got False"),
+    ("lora.dropout", float("nan"), "lora.dropout: must be a finite number, got nan"),
+    ("algorithm.rewards", [{"name": "accuracy", "weight": float("nan")}],
+     "algorithm.rewards.0.weight: must be a finite number, got nan"),
+    ("algorithm.rewards", [{"name": "accuracy", "weight": True}], "algorithm.rewards.0.weight: must be a number, got True"),
+    ("algorithm.rewards", [{"name": "repetition_penalty", "params": {"max_penalty": float("-inf")}}],
+     "algorithm.rewards.0.params.max_penalty: must be a finite number, got -inf"),
+    ("prompt.template", "no question here", "prompt.template: must contain {question}, got 'no question here'"),
     ("training.max_steps", 0, "training.max_steps: must be a positive integer, got 0"),
     ("algorithm.num_generations", 1, "algorithm.num_generations: must be greater than or equal to 2, got 1"),
     ("algorithm.beta", -0.1, "algorithm.beta: must be greater than or equal to 0, got -0.1"),
@@ -37,6 +50,15 @@ INVALID = [
     ("eval.benchmarks", [{"name": "aime24"}, {"name": "aime24"}],
      "eval.benchmarks: benchmark 'aime24' is listed twice, got [{'name': 'aime24'}, {'name': 'aime24'}]"),
     ("eval.benchmarks", [{"limit": 3}], "eval.benchmarks.0.name: required field is missing"),
+    ("eval.benchmarks", [{"name": "aime24"}, {"name": "AIME24", "path": "/tmp/a.jsonl"}],
+     "eval.benchmarks: benchmark 'aime24' is listed twice (as 'aime24' and 'AIME24'), "
+     "got [{'name': 'aime24'}, {'name': 'AIME24', 'path': '/tmp/a.jsonl'}]"),
+    ("eval.benchmarks", [{"name": "../x", "path": "/tmp/x.jsonl"}],
+     "eval.benchmarks.0.name: must be a plain file name (letters, digits, '_', '-', '+' and '.', no '/' and no '..'), "
+     "got '../x'"),
+    ("eval.benchmarks", [{"name": "/etc/passwd", "path": "/tmp/x.jsonl"}],
+     "eval.benchmarks.0.name: must be a plain file name (letters, digits, '_', '-', '+' and '.', no '/' and no '..'), "
+     "got '/etc/passwd'"),
     ("dataset.name", "nope",
      "dataset.name: unknown training set 'nope' (known: arithmetic, limr, gsm8k_train, aime_1983_2023, deepscaler, "
      "still3, open_rs, open_s1, open_r1, open_thoughts, ii_thought, fastcurl; or set dataset.path to a JSONL file)"),
@@ -185,6 +207,27 @@ def test_lora_alpha_follows_rank_axis_at_each_scale():
     trials = resolve(Study(name="alpha", axes={"lora.rank": [2, 16]}), "paper")
     assert [(t.spec.lora.rank, t.spec.lora.resolved_alpha, t.spec.lora.alpha) for t in trials] == \
         [(2, 8, None), (16, 64, None)]
+
+
+@pytest.mark.parametrize("rank,per_rank", [(2, 0.1), (1, 0.4), (1, 0.5), (3, 0.1)])
+def test_alpha_rule_that_rounds_alpha_to_zero_is_rejected(rank, per_rank):
+    with pytest.raises(ValidationError) as caught:
+        LoraSpec(rank=rank, alpha_per_rank=per_rank)
+    assert first_error_line(caught.value, "lora.") == (f"lora.alpha_per_rank: {per_rank:g} x rank {rank} rounds "
+                                                       f"lora_alpha to 0 (raise alpha_per_rank or set alpha), "
+                                                       f"got {per_rank!r}")
+    assert LoraSpec(rank=rank, alpha_per_rank=per_rank, alpha=1).resolved_alpha == 1  # an explicit alpha: fine
+    with pytest.raises(ConfigError, match=r"^alpha: lora\.alpha_per_rank: .* rounds lora_alpha to 0"):
+        resolve(Study(name="alpha", base={"lora.alpha_per_rank": per_rank}, axes={"lora.rank": [rank]}), "smoke")
+
+
+def test_numbers_still_accept_ints():
+    spec = TrialSpec.model_validate(smoke_tree(**{"training.learning_rate": 1, "algorithm.rewards": [
+        {"name": "cosine", "weight": 2, "params": {"max_len": 3584}}]}))
+    assert spec.training.learning_rate == 1.0 and isinstance(spec.training.learning_rate, float)
+    assert spec.algorithm.rewards[0].weight == 2.0
+    assert spec.algorithm.rewards[0].params == {"max_len": 3584}  # reward params keep their type
+    assert isinstance(spec.algorithm.rewards[0].params["max_len"], int)
 
 
 def test_lora_alpha_zero_rejected():

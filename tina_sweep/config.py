@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,9 +22,28 @@ def _positive_int(value: int) -> int:
     return value
 
 
+def _finite_param(value: float | int | bool) -> float | int | bool:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def _file_name(value: str) -> str:
+    """A name that becomes a file name (``eval/<benchmark>.jsonl``) must be one plain path component."""
+    if not _FILE_NAME.match(value) or ".." in value:
+        raise ValueError("must be a plain file name (letters, digits, '_', '-', '+' and '.', no '/' and no '..')")
+    return value
+
+
 PositiveInt = Annotated[int, Field(strict=True), AfterValidator(_positive_int)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-Probability = Annotated[float, Field(ge=0, le=1)]
+# A finite number: an int is accepted (as a float), a bool, a string, inf and NaN are not.
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+PositiveFloat = Annotated[Number, Field(gt=0)]
+Probability = Annotated[Number, Field(ge=0, le=1)]
+FileName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_file_name)]
 
 REWARD_NAMES = ("accuracy", "boxed_format", "format", "tag_count", "cosine", "length", "length_l1_exact",
                 "length_l1_max", "reasoning_steps", "repetition_penalty")
@@ -78,28 +99,60 @@ class PromptSpec(Spec):
     def _prompt_consistent(self) -> "PromptSpec":
         if self.template is not None:
             if "{question}" not in self.template:
-                raise ValueError("template: must contain {question}")
+                raise ValueError(f"template: must contain {{question}}, got {self.template!r}")
             if self.instruction:
-                raise ValueError("instruction: must be empty when template is set (the template is the whole user turn)")
+                raise ValueError("instruction: must be empty when template is set (the template is the whole user "
+                                 f"turn), got {self.instruction!r}")
         if self.chat_template is not None and "{" not in self.chat_template:
             from tina_sweep.prompts import CHAT_TEMPLATES
 
             if self.chat_template not in CHAT_TEMPLATES:
                 raise ValueError(f"chat_template: unknown name {self.chat_template!r} "
                                  f"(known: {', '.join(CHAT_TEMPLATES)}; or give Jinja text)")
+        if self.chat_template is not None:
+            _check_chat_template(self)
         if self.target_length_range is not None and self.target_length_range[0] > self.target_length_range[1]:
             raise ValueError(f"target_length_range: low > high, got {list(self.target_length_range)}")
         return self
+
+
+def _check_chat_template(prompt: PromptSpec) -> None:
+    """The chat template must compile and render this prompt's turns (system, examples, a question), as the
+    tokenizer will render them."""
+    from jinja2 import TemplateSyntaxError
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    from tina_sweep.prompts import chat_messages, chat_template_text
+
+    text = chat_template_text(prompt.chat_template)
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    try:
+        render_jinja_template([chat_messages("What is 1 + 1?", prompt)], chat_template=text,
+                              add_generation_prompt=True, bos_token="", eos_token="")
+    except TemplateSyntaxError as error:
+        raise ValueError(f"chat_template: not a valid Jinja template (line {error.lineno}: {error.message}), "
+                         f"got {shown!r}") from None
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(f"chat_template: fails to render a conversation ({type(error).__name__}: {reason}), "
+                         f"got {shown!r}") from None
 
 
 class LoraSpec(Spec):
     rank: PositiveInt = 8
     alpha: PositiveInt | None = Field(None, description="None: alpha = alpha_per_rank x rank")
     alpha_per_rank: PositiveFloat = Field(4.0, description="the study's rule: alpha = alpha_per_rank x rank")
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    dropout: Annotated[Number, Field(ge=0, lt=1)] = 0.05
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         min_length=1)
+
+    @model_validator(mode="after")
+    def _alpha_at_least_one(self) -> "LoraSpec":
+        if self.alpha is None and self.resolved_alpha < 1:
+            raise ValueError(f"alpha_per_rank: {self.alpha_per_rank:g} x rank {self.rank} rounds lora_alpha to 0 "
+                             f"(raise alpha_per_rank or set alpha), got {self.alpha_per_rank!r}")
+        return self
 
     @property
     def resolved_alpha(self) -> int:
@@ -108,8 +161,8 @@ class LoraSpec(Spec):
 
 class RewardSpec(Spec):
     name: Literal[REWARD_NAMES]  # type: ignore[valid-type]
-    weight: float = 1.0
-    params: dict[str, float | int | bool] = Field(
+    weight: Number = 1.0
+    params: dict[str, Annotated[float | int | bool, AfterValidator(_finite_param)]] = Field(
         default_factory=dict, description="the reward's own parameters (REWARD_PARAMS lists which it takes)")
 
     @model_validator(mode="after")
@@ -124,18 +177,18 @@ class RewardSpec(Spec):
 
 class AlgorithmSpec(Spec):
     name: Literal["grpo", "dr_grpo"] = "dr_grpo"
-    beta: Annotated[float, Field(ge=0)] = 0.0
+    beta: Annotated[Number, Field(ge=0)] = 0.0
     epsilon: PositiveFloat = 0.2
     num_generations: Annotated[int, Field(ge=2, strict=True)] = 4
     temperature: PositiveFloat = 1.0
-    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
+    top_p: Annotated[Number, Field(gt=0, le=1)] = 1.0
     top_k: Annotated[int, Field(ge=0, strict=True)] = Field(50, description="sample from the k likeliest tokens; 0 = off")
     max_completion_length: PositiveInt = 48
     rewards: list[RewardSpec] = Field(default_factory=lambda: [RewardSpec(name="accuracy")], min_length=1)
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = Field(
         "colocate", description="colocate: a vLLM engine inside each training process (TRL 1.x); server: trl vllm-serve")
-    vllm_gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.4
+    vllm_gpu_memory_utilization: Annotated[Number, Field(gt=0, le=1)] = 0.4
     vllm_max_model_length: PositiveInt | None = Field(None, description="vLLM max_model_len (prompt + completion)")
     vllm_enable_sleep_mode: bool = Field(
         False, description="colocate: offload vLLM's weights and KV cache while the trainer steps (frees memory, "
@@ -158,20 +211,21 @@ class TrainingSpec(Spec):
     learning_rate: PositiveFloat = 1e-4
     lr_scheduler_type: Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_min_lr"] = "constant"
     min_lr_rate: Probability = 0.1
-    warmup_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    warmup_ratio: Annotated[Number, Field(ge=0, lt=1)] = 0.0
     max_steps: PositiveInt | None = Field(30, description="the scheduler horizon in optimizer steps; None: one "
                                                          "epoch of the training set (the recipes without max_steps)")
     prompts_per_step: PositiveInt = Field(2, description="distinct prompts per optimizer step (per device)")
     gradient_accumulation_steps: PositiveInt = 1
     save_steps: PositiveInt = 10
-    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    weight_decay: Annotated[Number, Field(ge=0)] = 0.0
     max_grad_norm: PositiveFloat = 1.0
 
 
 class DataSpec(Spec):
     """A training set or benchmark: a catalog name, or a user's JSONL file with named fields."""
 
-    name: str = Field(min_length=1)
+    name: FileName = Field(description="a catalog name, or any name for a file of your own (it names the "
+                                        "benchmark's outcome file, so it must be a plain file name)")
     path: str | None = Field(None, description="a local JSONL/JSON file instead of the catalog entry")
     question_field: str = "question"
     answer_field: str = "answer"
@@ -186,14 +240,14 @@ class EvalSpec(Spec):
     prompt: PromptSpec | None = Field(None, description="the evaluation prompt; None: the trial's training prompt")
     benchmarks: list[DataSpec] = Field(default_factory=lambda: [DataSpec(name="arithmetic", limit=100)], min_length=1)
     samples_per_problem: PositiveInt = 1
-    temperature: Annotated[float, Field(ge=0)] = 0.0
-    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
+    temperature: Annotated[Number, Field(ge=0)] = 0.0
+    top_p: Annotated[Number, Field(gt=0, le=1)] = 1.0
     top_k: Annotated[int, Field(ge=0, strict=True)] = Field(0, description="sample from the k likeliest tokens; 0 = off")
     max_new_tokens: PositiveInt = 48
     batch_size: PositiveInt = 32
     dtype: Literal["float32", "bfloat16"] = "float32"
     max_model_length: PositiveInt | None = Field(None, description="vllm/lighteval: the engine's max_model_len")
-    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = Field(
+    gpu_memory_utilization: Annotated[Number, Field(gt=0, le=1)] = Field(
         0.7, description="vllm/lighteval: the share of GPU memory the evaluation engine may take")
     check_adapters: bool = Field(True, description="vllm: once per study, check that an adapter's greedy outputs "
                                                    "differ from the base model's and match a merged copy's")
@@ -201,10 +255,14 @@ class EvalSpec(Spec):
     @field_validator("benchmarks")
     @classmethod
     def _unique_benchmarks(cls, benchmarks: list[DataSpec]) -> list[DataSpec]:
-        names = [b.name for b in benchmarks]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"benchmark {duplicates[0]!r} is listed twice")
+        seen: dict[str, str] = {}  # each benchmark's outcomes go to eval/<name>.jsonl: names differing in case collide
+        for benchmark in benchmarks:
+            key = benchmark.name.casefold()
+            if key in seen:
+                twin = seen[key]
+                also = f" (as {twin!r} and {benchmark.name!r})" if twin != benchmark.name else ""
+                raise ValueError(f"benchmark {twin!r} is listed twice{also}")
+            seen[key] = benchmark.name
         return benchmarks
 
 
@@ -275,6 +333,9 @@ def first_error_line(error: ValidationError, prefix: str = "") -> str:
     kind, value = item["type"], item.get("input")
     if kind == "value_error" and not item["loc"]:
         return prefix + item["msg"].removeprefix("Value error, ")  # a cross-field check names its own field
+    message = item["msg"].removeprefix("Value error, ")
+    if kind == "value_error" and isinstance(value, dict) and _NAMES_ITS_FIELD.match(message):
+        return f"{location}.{message}"  # a section's own cross-field check names its field (and the value)
     if kind == "extra_forbidden":
         return f"{location}: unknown field (check its spelling)"
     if kind == "missing":
@@ -286,11 +347,14 @@ def first_error_line(error: ValidationError, prefix: str = "") -> str:
     return f"{location}: {message[0].lower() + message[1:]}, got {value!r}"
 
 
+_NAMES_ITS_FIELD = re.compile(r"^[a-z_][a-z0-9_]*: ")
+
 _FRIENDLY = {
     "int_type": "must be an integer",
     "int_from_float": "must be an integer",
     "float_type": "must be a number",
     "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
     "string_type": "must be a string",
     "bool_type": "must be true or false",
     "list_type": "must be a list",
