@@ -125,7 +125,37 @@ def test_user_file_missing_field_names_row_and_field(tmp_path):
     path.write_text(json.dumps({"q": "1+1", "a": "2"}) + "\n" + json.dumps({"q": "2+2", "ans": "4"}) + "\n")
     with pytest.raises(DataError) as caught:
         load_benchmark(DataSpec(name="broken", path=str(path), question_field="q", answer_field="a"))
-    assert str(caught.value) == "broken: row 1 has no field 'a' (fields: ['ans', 'q'])"
+    assert str(caught.value) == "broken: line 2 has no field 'a' (fields: ['ans', 'q'])"
+    as_list = tmp_path / "broken.json"
+    as_list.write_text(json.dumps([{"q": "1+1", "a": "2"}, {"q": "2+2", "ans": "4"}]))
+    with pytest.raises(DataError, match=r"^broken: row 1 has no field 'a'"):  # a JSON list: its index
+        load_file(as_list, "q", "a")
+
+
+def test_jsonl_lines_end_at_newline_only(tmp_path):
+    """U+2028, U+2029, U+0085 and a form feed are valid inside a JSON string; str.splitlines() would split there."""
+    question = "What is 1\u2028+ 2?\u2029 Think\x85 twice\x0c."
+    path = tmp_path / "odd.jsonl"
+    path.write_text(json.dumps({"question": question, "answer": "3"}, ensure_ascii=False) + "\r\n"
+                    + json.dumps({"question": "What is 2 + 2?", "answer": "4"}) + "\n", encoding="utf-8")
+    problems = load_file(path, "question", "answer")
+    assert [p.question for p in problems] == [question, "What is 2 + 2?"]
+    assert [p.answers for p in problems] == [("3",), ("4",)]
+
+
+@pytest.mark.parametrize("row,message", [
+    ({"q": None, "a": "1"}, "line 2: field 'q' is null"),
+    ({"q": "   ", "a": "1"}, "line 2: field 'q' is empty"),
+    ({"q": ["What", "is"], "a": "1"}, "line 2: field 'q' is not text, got \"['What', 'is']\""),
+    ({"q": "What?", "a": None}, "line 2: field 'a' is null"),
+])
+def test_null_or_empty_question_or_answer_names_the_line(tmp_path, row, message):
+    """A null question used to be trained as the text 'None'."""
+    path = tmp_path / "rows.jsonl"
+    path.write_text(json.dumps({"q": "What is 1 + 1?", "a": "2"}) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(DataError) as caught:
+        load_file(path, "q", "a")
+    assert str(caught.value) == f"rows: {message}"
 
 
 def test_user_file_errors(tmp_path):
@@ -135,11 +165,11 @@ def test_user_file_errors(tmp_path):
         load_file(bad_json, "q", "a")
     empty = tmp_path / "empty.jsonl"
     empty.write_text(json.dumps({"q": "x", "a": ""}) + "\n")
-    with pytest.raises(DataError, match=r"^empty: row 0: unreadable answer: empty answer$"):
+    with pytest.raises(DataError, match=r"^empty: line 1: unreadable answer: empty answer$"):
         load_file(empty, "q", "a")
     no_hash = tmp_path / "nohash.jsonl"
     no_hash.write_text(json.dumps({"q": "x", "a": "42"}) + "\n")
-    with pytest.raises(DataError, match=r"row 0: unreadable answer: no '#### answer' line"):
+    with pytest.raises(DataError, match=r"line 1: unreadable answer: no '#### answer' line"):
         load_file(no_hash, "q", "a", "gsm8k")
     with pytest.raises(DataError, match="no such file"):
         load_file(tmp_path / "missing.jsonl", "q", "a")

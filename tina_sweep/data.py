@@ -22,6 +22,10 @@ class DataError(ValueError):
     """A dataset or benchmark could not be loaded; the message says which and why."""
 
 
+class HubUnavailable(DataError):
+    """A hub-only dataset could not be fetched (offline, gated, missing)."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One question with every accepted gold answer."""
@@ -136,6 +140,9 @@ def gold_answers(raw: object, answer_format: AnswerFormat) -> tuple[str, ...]:
     if answer_format == "list":
         if not isinstance(raw, list) or not raw:
             raise ValueError(f"expected a non-empty list of answers, got {raw!r}")
+        blank = [i for i, a in enumerate(raw) if a is None or str(a).strip() == ""]
+        if blank:
+            raise ValueError(f"answer {blank[0]} of the list is empty, got {raw!r}")
         return tuple(str(a).strip() for a in raw)
     if raw is None or str(raw).strip() == "":
         raise ValueError("empty answer")
@@ -154,26 +161,53 @@ def _question(row: dict, field: str) -> str:
     return " ".join(p if p.endswith((".", "?", "!")) or i == len(parts) - 1 else p + "." for i, p in enumerate(parts))
 
 
+def _blank_field(row: dict, fields: list[str]) -> str | None:
+    """The first of ``fields`` that is null, blank text, or not text at all (a list, an object), described."""
+    for name in fields:
+        value = row[name]
+        if value is None:
+            return f"field {name!r} is null"
+        if isinstance(value, (list, dict)):
+            return f"field {name!r} is not text, got {str(value)[:60]!r}"
+        if str(value).strip() == "":
+            return f"field {name!r} is empty"
+    return None
+
+
 def rows_to_problems(rows: list[dict], source_name: str, question_field: str, answer_field: str,
-                     answer_format: AnswerFormat) -> list[Problem]:
-    """Turn raw rows into problems; a row missing a field or with an unreadable answer is an error."""
+                     answer_format: AnswerFormat, places: list[str] | None = None) -> list[Problem]:
+    """Turn raw rows into problems; a row missing a field, with a null or empty question, or with an unreadable
+    answer is an error naming the row (``places``: how to name each row, e.g. ``line 3``; default ``row N``)."""
     problems = []
     for index, row in enumerate(rows):
+        place = places[index] if places else f"row {index}"
         if not isinstance(row, dict):
-            raise DataError(f"{source_name}: row {index} is not an object with named fields, got {str(row)[:60]!r}")
+            raise DataError(f"{source_name}: {place} is not an object with named fields, got {str(row)[:60]!r}")
         missing = [f for f in question_field.split("+") + [answer_field] if f not in row]
         if missing:
-            raise DataError(f"{source_name}: row {index} has no field {missing[0]!r} (fields: {sorted(row)})")
+            raise DataError(f"{source_name}: {place} has no field {missing[0]!r} (fields: {sorted(row)})")
+        blank = _blank_field(row, question_field.split("+"))
+        if blank is None and row[answer_field] is None:
+            blank = f"field {answer_field!r} is null"
+        if blank:
+            raise DataError(f"{source_name}: {place}: {blank}")
         try:
             answers = gold_answers(row[answer_field], answer_format)
         except ValueError as error:
-            raise DataError(f"{source_name}: row {index}: unreadable answer: {error}") from None
+            raise DataError(f"{source_name}: {place}: unreadable answer: {error}") from None
         problems.append(Problem(f"{source_name}-{index}", _question(row, question_field), answers))
     return problems
 
 
 def read_rows(path: Path) -> list[dict]:
     """Rows of a JSONL file, or of a JSON file holding a list."""
+    return read_placed_rows(path)[0]
+
+
+def read_placed_rows(path: Path) -> tuple[list[dict], list[str]]:
+    """Rows of a JSONL file, or of a JSON file holding a list, and where each stands (``line 3`` of a JSONL file,
+    ``row 0`` of a JSON list). JSONL lines end at "\n" only: a JSON string may hold U+2028 and the like, which
+    ``str.splitlines`` would take for line ends."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
@@ -185,15 +219,16 @@ def read_rows(path: Path) -> list[dict]:
             raise DataError(f"{path}: not valid JSON (line {error.lineno}: {error.msg})") from None
         if not isinstance(rows, list):
             raise DataError(f"{path}: a .json file must hold a list of rows, got {type(rows).__name__}")
-        return rows
-    rows = []
-    for line_number, line in enumerate(text.splitlines(), 1):
+        return rows, [f"row {index}" for index in range(len(rows))]
+    rows, places = [], []
+    for line_number, line in enumerate(text.split("\n"), 1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as error:
                 raise DataError(f"{path}: line {line_number} is not valid JSON ({error.msg})") from None
-    return rows
+            places.append(f"line {line_number}")
+    return rows, places
 
 
 def bundled_path(relative: str) -> Path:
@@ -207,7 +242,7 @@ def _load_hub(source: Source) -> list[dict]:
         dataset = load_dataset(source.location, source.hub_config, split=source.split)
     except Exception as error:  # offline, gated, or missing
         reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-        raise DataError(
+        raise HubUnavailable(
             f"{source.name}: lives on the Hugging Face hub only ({source.location}) and could not be loaded "
             f"here ({reason}); run with hub access, or set path to a local JSONL file") from None
     return [dict(row) for row in dataset]
@@ -226,10 +261,12 @@ def load_source(source: Source, *, count: int | None = None, seed: int = 0) -> l
         if source.location == "arithmetic:eval":
             return arithmetic_eval(count or 100)
         return arithmetic_train(count or 2000, seed)
-    rows = read_rows(bundled_path(source.location)) if source.kind == "bundled" else _load_hub(source)
+    rows, places = read_placed_rows(bundled_path(source.location)) if source.kind == "bundled" else \
+        (_load_hub(source), None)
     if source.name == "ii_thought":
         rows = [ii_thought_row(row) for row in rows]
-    return rows_to_problems(rows, source.name, source.question_field, source.answer_field, source.answer_format)
+    return rows_to_problems(rows, source.name, source.question_field, source.answer_field, source.answer_format,
+                            places)
 
 
 def load_file(path: str | Path, question_field: str, answer_field: str,
@@ -238,7 +275,8 @@ def load_file(path: str | Path, question_field: str, answer_field: str,
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    return rows_to_problems(read_rows(path), name or path.stem, question_field, answer_field, answer_format)
+    rows, places = read_placed_rows(path)
+    return rows_to_problems(rows, name or path.stem, question_field, answer_field, answer_format, places)
 
 
 # ---------------------------------------------------------------- specs -> problems
