@@ -188,6 +188,25 @@ def test_load_study_runtime_error_and_missing_file(tmp_path):
         load_study(tmp_path / "missing.py")
 
 
+@pytest.mark.parametrize("name", ["study.txt", "study", "study.py.bak", "study.yaml"])
+def test_a_study_file_must_end_in_py(tmp_path, name):
+    path = _write(tmp_path / name, 'from tina_sweep import Study\nstudy = Study(name="x", axes={"lora.rank": [2]})\n')
+    with pytest.raises(ConfigError) as caught:
+        load_study(path)
+    assert str(caught.value) == f"{path}: a study file is a Python file whose name ends in .py, got {name!r}"
+
+
+@pytest.mark.parametrize("code,shown", [("raise SystemExit(0)", "0"), ("raise SystemExit", "None"),
+                                        ("import sys; sys.exit(3)", "3"), ("exit('bye')", "'bye'")])
+def test_a_study_file_that_exits_is_an_error_naming_it(tmp_path, code, shown):
+    """It used to end the command silently with the file's exit code (0: success)."""
+    path = _write(tmp_path / "exits.py", f"from tina_sweep import Study\n{code}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_study(path)
+    assert str(caught.value) == (f"{path}: exits while being loaded (SystemExit({shown})): a study file must only "
+                                 "define `study = Study(...)`")
+
+
 SHIPPED = sorted(STUDIES_DIR.glob("*.py"))
 
 

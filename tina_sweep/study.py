@@ -210,11 +210,16 @@ def load_study(path: str | Path) -> Study:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such study file")
+    if path.suffix != ".py":
+        raise ConfigError(f"{path}: a study file is a Python file whose name ends in .py, got {path.name!r}")
     module_name = f"tina_sweep_study_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
+    except SystemExit as error:  # exit(), sys.exit() or raise SystemExit in the file: never a silent exit
+        raise ConfigError(f"{path}: exits while being loaded (SystemExit({error.code!r})): a study file must only "
+                          "define `study = Study(...)`") from None
     except SyntaxError as error:
         raise ConfigError(f"{path}:{error.lineno}: syntax error: {error.msg}") from None
     except ValidationError as error:
