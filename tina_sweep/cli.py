@@ -192,10 +192,12 @@ def _preflight(study, trials, scale: str, storage: Optional[str], sweeps_dir: Pa
     """Before anything is written: the models and data files the trials need, then the ledger (it must open,
     fast, and must not hold another study under this name); one line and a non-zero exit on any problem."""
     from tina_sweep.config import ConfigError
-    from tina_sweep.preflight import check_trials, guard_ledger
+    from tina_sweep.preflight import check_storage_url, check_trials, guard_ledger
     from tina_sweep.runner import study_jobs
 
     try:
+        if storage is not None:
+            check_storage_url(storage)  # its shape first: the trials' checks read models and data
         check_trials(study.name, trials)
         guard_ledger(study, scale, [job.job_id for job in study_jobs(study, trials)], storage,
                      sweeps_dir / study.name, redefine)

@@ -142,6 +142,39 @@ def _convert_gguf(gguf_path: Path, target: Path) -> None:
     tmp_target.rename(target)
 
 
+@dataclass(frozen=True)
+class ModelShape:
+    """What a LoRA adapter needs to know of a model, read from its config without loading weights."""
+
+    hidden_size: int | None
+    layers: frozenset[str]  # dotted names of the layers PEFT's LoRA can wrap (linear, embedding, convolution)
+
+
+def model_shape(name: str) -> ModelShape:
+    """The shape of a catalog model, a local model directory or a hub id (from the hub cache, or the hub): its
+    config, and an empty (meta-device) copy of the model to list its layers; no weights are loaded. A catalog
+    model is built or converted into the cache first, as a run would."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.pytorch_utils import Conv1D
+    from transformers.utils import logging as transformers_logging
+
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()  # a check prints nothing (building a catalog model shows bars)
+    try:
+        config = AutoConfig.from_pretrained(resolve_model(name))
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    wrappable = (torch.nn.Linear, torch.nn.Embedding, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, Conv1D,
+                 torch.nn.MultiheadAttention)
+    layers = frozenset(n for n, module in model.named_modules() if n and isinstance(module, wrappable))
+    return ModelShape(getattr(text_config, "hidden_size", None), layers)
+
+
 def load_tokenizer(source: str):
     """The model's tokenizer, with a pad token. A local tokenizer that declares itself a plain
     ``PreTrainedTokenizerFast`` (the tiny test model's word-level one) is loaded as exactly that: AutoTokenizer

@@ -7,16 +7,23 @@ value); passwords in storage URLs are masked in every message.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
+import subprocess
+import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tina_sweep.config import ConfigError, DataSpec
+from tina_sweep.config import ConfigError, DataSpec, TrialSpec
 from tina_sweep.secrets import Secrets, mask_storage
 
 if TYPE_CHECKING:
     import optuna
 
+    from tina_sweep.data import Source
+    from tina_sweep.models import ModelShape
     from tina_sweep.study import Study, Trial
 
 # a Hugging Face hub id: owner/name
@@ -47,8 +54,8 @@ def check_model_name(name: str) -> None:
                           "directory, or a hub id like owner/name)")
 
 
-def check_data_file(spec: DataSpec, field: str) -> None:
-    """A user's own data file (``path`` set) must exist and every row must be readable."""
+def check_data_file(spec: DataSpec, field: str) -> int:
+    """A user's own data file (``path`` set) must exist and every row must be readable; returns its problems."""
     from tina_sweep.data import DataError, load_file
 
     try:
@@ -60,27 +67,180 @@ def check_data_file(spec: DataSpec, field: str) -> None:
                           f"{str(error).splitlines()[0] if str(error) else ''})") from None
     if not problems:
         raise ConfigError(f"{field}: {spec.path}: has no rows")
+    return len(problems)
+
+
+def hub_offline() -> bool:
+    """Whether the Hugging Face hub is off limits (HF_HUB_OFFLINE or HF_DATASETS_OFFLINE)."""
+    import huggingface_hub
+
+    flags = (os.environ.get(name, "").strip().lower() for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return huggingface_hub.is_offline_mode() or any(flag in ("1", "true", "yes", "on") for flag in flags)
+
+
+def hub_unreachable(repo_id: str) -> str | None:
+    """Why the hub cannot tell about a dataset repository (None: it can), asked once with a short timeout."""
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().dataset_info(repo_id, timeout=10)
+    except Exception as error:
+        return _first_line(error)
+    return None
+
+
+def check_hub_source(source: Source, field: str) -> int | None:
+    """A hub-only catalog set must be loadable before anything runs: offline, from the local cache (loaded here:
+    returns its problems); online, the hub must answer for it (returns None: its size is known once loaded)."""
+    from tina_sweep.data import DataError, HubUnavailable, load_source
+
+    where = f"{field}: {source.name!r} lives on the Hugging Face hub only ({source.location})"
+    fallback = "run where the hub is reachable, or give a local copy with path (a JSONL file)"
+    if not hub_offline():
+        reason = hub_unreachable(source.location)
+        if reason is not None:
+            raise ConfigError(f"{where} and the hub cannot be reached from here ({reason}); {fallback}")
+        return None
+    try:
+        return len(load_source(source))
+    except HubUnavailable:
+        raise ConfigError(f"{where}, is not in the local cache, and the hub is offline (HF_HUB_OFFLINE); "
+                          f"{fallback}") from None
+    except DataError as error:
+        raise ConfigError(f"{field}: {error}") from None
+
+
+def check_source(data: DataSpec, field: str, training: bool) -> int | None:
+    """One training set or benchmark: a user's file must be readable, a hub-only set reachable. Returns how many
+    problems it gives (``limit`` applied) when that is known without the hub, else None."""
+    from tina_sweep.data import BENCHMARKS, TRAINING_SETS, load_dataspec
+
+    if data.path is not None:
+        count = check_data_file(data, f"{field}.path")
+    else:
+        source = (TRAINING_SETS if training else BENCHMARKS)[data.name]
+        if source.kind == "hub":
+            count = check_hub_source(source, f"{field}.name")
+        elif training:
+            count = len(load_dataspec(data, TRAINING_SETS))
+        else:
+            return None
+    return min(count, data.limit) if count is not None and data.limit else count
+
+
+def check_training_size(spec: TrialSpec, count: int | None) -> None:
+    """The training set must hold at least the prompts of one optimizer step (else no step is ever taken)."""
+    training = spec.training
+    needed = training.prompts_per_step * training.gradient_accumulation_steps
+    if count is None or count >= needed:
+        return
+    data = spec.dataset
+    field, value = ("dataset.path", data.path) if data.path else ("dataset.name", data.name)
+    if data.limit is not None and data.limit < needed:
+        field, value = "dataset.limit", data.limit
+    raise ConfigError(f"{field}: {count} training problem(s), fewer than one optimizer step takes "
+                      f"(training.prompts_per_step {training.prompts_per_step} x "
+                      f"training.gradient_accumulation_steps {training.gradient_accumulation_steps} = {needed}), "
+                      f"got {value!r}")
+
+
+def module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@lru_cache(maxsize=8)
+def lighteval_importable(python: str) -> bool:
+    """Whether ``python`` (TINA_LIGHTEVAL_PYTHON: LightEval's own environment) can import lighteval."""
+    if python == sys.executable:
+        return module_available("lighteval")
+    try:
+        return subprocess.run([python, "-c", "import lighteval"], capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def check_backends(spec: TrialSpec) -> None:
+    """vLLM (evaluation or rollouts) and LightEval must be installed, with the CUDA GPU they need."""
+    no_gpu = "it needs a CUDA GPU and this machine has none"
+    if spec.eval.backend == "vllm":
+        module = os.environ.get("TINA_SWEEP_VLLM_MODULE", "vllm")  # a stand-in engine (tests) needs no GPU
+        if not module_available(module):
+            raise ConfigError(f"eval.backend: 'vllm' cannot run here: the {module} package is not installed "
+                              "(pip install vllm, on a machine with a CUDA GPU); use 'transformers'")
+        if module == "vllm" and not cuda_available():
+            raise ConfigError(f"eval.backend: 'vllm' cannot run here: {no_gpu}; use 'transformers'")
+    if spec.eval.backend == "lighteval":
+        python = os.environ.get("TINA_LIGHTEVAL_PYTHON", sys.executable)
+        if not lighteval_importable(python):
+            raise ConfigError(f"eval.backend: 'lighteval' cannot run here: {python} cannot import lighteval (install "
+                              "it, or set TINA_LIGHTEVAL_PYTHON to the python of its environment); use 'transformers'")
+        if not cuda_available():
+            raise ConfigError(f"eval.backend: 'lighteval' cannot run here: {no_gpu} (LightEval runs vLLM); "
+                              "use 'transformers'")
+    if spec.algorithm.use_vllm:
+        if not module_available("vllm"):
+            raise ConfigError("algorithm.use_vllm: True cannot run here: the vllm package is not installed (pip "
+                              "install vllm, on a machine with a CUDA GPU); use False")
+        if not cuda_available():
+            raise ConfigError(f"algorithm.use_vllm: True cannot run here: {no_gpu}; use False")
+
+
+def check_lora_fits(spec: TrialSpec, shape: ModelShape) -> None:
+    """The adapter's rank and target modules against the model's config: a rank above the hidden size, or a
+    target that names no layer of the model (PEFT trains the others and ignores it), is an error."""
+    lora, model = spec.lora, spec.model.name
+    if shape.hidden_size is not None and lora.rank > shape.hidden_size:
+        raise ConfigError(f"lora.rank: must not exceed the hidden size of model {model!r} ({shape.hidden_size}), "
+                          f"got {lora.rank}")
+    for target in lora.target_modules:
+        if not any(layer == target or layer.endswith("." + target) for layer in shape.layers):
+            known = sorted({layer.rsplit(".", 1)[-1] for layer in shape.layers})
+            raise ConfigError(f"lora.target_modules: {target!r} names no layer of model {model!r} (its layers: "
+                              f"{', '.join(known)}), got {list(lora.target_modules)}")
+
+
+def read_model_shape(name: str) -> ModelShape:
+    """The model's shape (config only, no weights); failing to read it is one line naming the model."""
+    from tina_sweep.models import model_shape
+
+    try:
+        return model_shape(name)
+    except Exception as error:
+        raise ConfigError(f"model.name: cannot read the config of model {name!r} ({_first_line(error)})") from None
 
 
 def check_trials(study_name: str, trials: list[Trial]) -> None:
-    """Every model and every user data file the trials name, each checked once."""
+    """Before any trial runs: every model, training set and benchmark the trials name (each checked once), the
+    evaluation backend, the training set's size against one optimizer step, and, last (it reads each model's
+    config), the LoRA rank and target modules against the model."""
     seen_models: set[str] = set()
-    seen_files: set[str] = set()
+    counts: dict[tuple[bool, str], int | None] = {}
     try:
         for trial in trials:
             spec = trial.spec
             if spec.model.name not in seen_models:
                 seen_models.add(spec.model.name)
                 check_model_name(spec.model.name)
-            sources = [("dataset", spec.dataset)] + [(f"eval.benchmarks.{i}", b)
-                                                     for i, b in enumerate(spec.eval.benchmarks)]
-            for field, data in sources:
-                if data.path is None:
-                    continue
-                key = data.canonical_json()
-                if key not in seen_files:
-                    seen_files.add(key)
-                    check_data_file(data, f"{field}.path")
+            sources = [("dataset", spec.dataset, True)] + [(f"eval.benchmarks.{i}", b, False)
+                                                           for i, b in enumerate(spec.eval.benchmarks)]
+            for field, data, training in sources:
+                key = (training, data.canonical_json())
+                if key not in counts:
+                    counts[key] = check_source(data, field, training)
+            check_backends(spec)
+            check_training_size(spec, counts[(True, spec.dataset.canonical_json())])
+        shapes = {name: read_model_shape(name) for name in seen_models}
+        for trial in trials:
+            check_lora_fits(trial.spec, shapes[trial.spec.model.name])
     except ConfigError as error:
         raise ConfigError(f"{study_name}: {error}") from None
 
@@ -113,6 +273,16 @@ def check_storage_url(storage: str) -> None:
     if url.get_backend_name() not in ("postgresql", "mysql", "mariadb", "sqlite", "oracle", "mssql"):
         raise ConfigError(f"--storage {shown}: unknown database type {url.get_backend_name()!r} (use postgresql://, "
                           "mysql://, sqlite:/// or a .journal file path)")
+    if url.get_backend_name() == "sqlite" and _in_memory(url.database, dict(url.query)):
+        raise ConfigError(f"--storage {shown}: an in-memory SQLite database, which vanishes when the run ends (and "
+                          "workers cannot share it): give a file, e.g. sqlite:///sweeps/ledger.db")
+
+
+def _in_memory(database: str | None, query: dict) -> bool:
+    """SQLite's in-memory databases: no file (``sqlite://``), ``:memory:``, ``file::memory:`` or mode=memory."""
+    database = (database or "").strip()
+    return database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in database \
+        or query.get("mode") == "memory"
 
 
 def open_storage_checked(storage: str | None, sweep_dir: Path) -> optuna.storages.BaseStorage:
