@@ -327,12 +327,30 @@ class Checkpoint(str, Enum):
     best = "best"
 
 
+def _build_report(sweep_dir: Path, which: str = "final") -> Path:
+    """``build_report``, each thing it skipped (a torn last line of a training log) shown as one warning line on
+    stderr; other warnings go on as usual."""
+    import warnings
+
+    from tina_sweep.report import ReportWarning, build_report
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ReportWarning)
+        try:
+            return build_report(sweep_dir, which=which)
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, ReportWarning):
+                    errors.print(f"[yellow]warning:[/] {escape(str(warning.message))}", highlight=False,
+                                 soft_wrap=True)
+                else:
+                    warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+
+
 def _report_after_run(sweep_dir: Path) -> None:
     """The report of a finished run; a failure here is a one-line warning, never a failed run."""
     try:
-        from tina_sweep.report import build_report
-
-        console.print(f"Report: {build_report(sweep_dir)}")
+        console.print(f"Report: {_build_report(sweep_dir)}")
     except Exception as error:
         from rich.markup import escape
 
@@ -349,12 +367,12 @@ def report(
                                      "benchmarks, so optimistic)"),
 ) -> None:
     """Write the tables (LaTeX, Markdown, CSV), figures and page of a sweep into SWEEP_DIR/report/."""
-    from tina_sweep.report import ReportError, build_report
+    from tina_sweep.report import ReportError
 
     if not sweep_dir.is_dir():
         fail(f"{sweep_dir}: no such folder")
     try:
-        out_dir = build_report(sweep_dir, which=which.value)
+        out_dir = _build_report(sweep_dir, which.value)
     except ReportError as error:
         fail(str(error), 1)
     console.print(f"Report: {out_dir}")

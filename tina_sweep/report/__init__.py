@@ -20,17 +20,17 @@ figures=<those paths>, notes=[markdown lines]) -> (index.md, index.html)``.
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 import polars as pl
 
-from tina_sweep.report.frame import ReportError, StudyInfo, Which, load_frame, load_outcomes, load_study_info
+from tina_sweep.report.frame import (ReportError, ReportWarning, StudyInfo, Which, load_frame, load_outcomes,
+                                     load_study_info, read_json)
 from tina_sweep.report.stats import CONFIDENCE, N_BOOT, arm_summary
 from tina_sweep.report.tables import (Section, Table, differences_table, latex_document, study_cost_table,
                                       study_pass_at_1_table, to_markdown, write_table)
 
-__all__ = ["ReportError", "arm_summary", "build_report", "load_frame", "load_outcomes"]
+__all__ = ["ReportError", "ReportWarning", "arm_summary", "build_report", "load_frame", "load_outcomes"]
 
 
 def _published(info: StudyInfo, summary: pl.DataFrame, published: str | None
@@ -79,7 +79,7 @@ def _figures_and_page(summary: pl.DataFrame, sweep_dir: Path, out_dir: Path, tab
         from tina_sweep.report.page import write_page
 
         study_file = sweep_dir / "study.json"
-        study = json.loads(study_file.read_text()) if study_file.is_file() else {"study": {"name": sweep_dir.name}}
+        study = read_json(study_file) if study_file.is_file() else {"study": {"name": sweep_dir.name}}
         titles = {"pass_at_1": "Pass@1", "differences": "Differences", "cost": "Cost"}
         written += list(write_page(out_dir, study=study, tables_md={titles.get(t.name, t.name): to_markdown(t)
                                                                    for t in tables},

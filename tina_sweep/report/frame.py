@@ -12,6 +12,7 @@ Pass@1; ties go to the final adapter, then to the earlier step). Costs are alway
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,43 @@ BASE_LABEL = "base model"
 
 class ReportError(ValueError):
     """The sweep folder cannot be reported on; the message says why in one line."""
+
+
+class ReportWarning(UserWarning):
+    """Something the report skipped (a torn last line of a training log); the message says what, in one line."""
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of the sweep folder; a truncated or unreadable one is a ReportError naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ReportError(f"{path}: not valid JSON (line {error.lineno} column {error.colno}: {error.msg}; "
+                          "a truncated file?)") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ReportError(f"{path}: cannot be read ({type(error).__name__}: {error})") from None
+
+
+def read_jsonl(path: Path, torn_tail: bool = False) -> list[Any]:
+    """The records of a JSON-lines file (lines end at "\n" only: a record may hold U+2028 and the like). A line
+    that is not valid JSON is a ReportError naming the file and the line; with ``torn_tail`` an invalid last
+    line (what a killed writer leaves) is skipped with a ReportWarning instead."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ReportError(f"{path}: cannot be read ({type(error).__name__}: {error})") from None
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    records = []
+    for number, line in numbered:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if torn_tail and number == numbered[-1][0]:
+                warnings.warn(ReportWarning(f"{path}: line {number}, the last, is torn (a killed run?): skipped"),
+                              stacklevel=2)
+                break
+            raise ReportError(f"{path}: line {number} is not valid JSON ({error.msg})") from None
+    return records
 
 
 @dataclass(frozen=True)
@@ -54,7 +92,9 @@ def load_study_info(sweep_dir: Path) -> StudyInfo:
                 if name != "seed" and value not in axes.setdefault(name, []):
                     axes[name].append(value)
         return StudyInfo(sweep_dir.name, None, "grid", axes, {}, [])
-    payload = json.loads(path.read_text())
+    payload = read_json(path)
+    if not isinstance(payload, dict) or not isinstance(payload.get("study"), dict):
+        raise ReportError(f"{path}: not a study record (no 'study' object)")
     study, scale = payload["study"], payload.get("scale")
     override = study.get("scales", {}).get(scale or "", {}) or {}
     return StudyInfo(
@@ -74,8 +114,15 @@ def _read_results(sweep_dir: Path, job_ids: list[str] | None) -> list[dict[str, 
     for job_id in job_ids:
         path = trials / job_id / "result.json"
         if path.is_file():
-            results.append(json.loads(path.read_text()))
+            result = read_json(path)
+            missing = [key for key in RESULT_KEYS if not isinstance(result, dict) or key not in result]
+            if missing:
+                raise ReportError(f"{path}: not a trial result (no {missing[0]!r})")
+            results.append(result)
     return results
+
+
+RESULT_KEYS = ("trial_id", "kind", "pass_at_1", "cost")
 
 
 def arm_of(axes: dict[str, Any], kind: str) -> str:
@@ -164,7 +211,8 @@ def _trial_spec(result: dict[str, Any], info: StudyInfo, trial_dir: Path) -> dic
     if result["trial_id"] in info.jobs:
         return info.jobs[result["trial_id"]]["spec"]
     spec_file = trial_dir / "spec.json"
-    return json.loads(spec_file.read_text()).get("spec", {}) if spec_file.is_file() else {}
+    record = read_json(spec_file) if spec_file.is_file() else {}
+    return record.get("spec", {}) if isinstance(record, dict) else {}
 
 
 def _axis_series(name: str, values: list[Any]) -> pl.Series:
@@ -252,10 +300,9 @@ def load_outcomes(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
             if not path.is_file():
                 continue
             seen: dict[str, int] = {}
-            for line in path.read_text().splitlines():
-                if not line.strip():
-                    continue
-                row = json.loads(line)
+            for row in read_jsonl(path):
+                if not isinstance(row, dict) or "id" not in row or "success_rate" not in row:
+                    raise ReportError(f"{path}: a line is not a problem outcome (no 'id' or 'success_rate')")
                 problem = str(row["id"])
                 seen[problem] = seen.get(problem, 0) + 1
                 columns["trial_id"].append(result["trial_id"])

@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from tina_sweep.report.frame import read_json, read_jsonl
 from tina_sweep.report.pareto import pareto_front
 
 COST_NAMES = {"total_usd": "total cost", "train_usd": "training cost", "eval_usd": "evaluation cost",
@@ -134,7 +135,9 @@ def _trial_meta(trial_dir: Path) -> tuple[dict[str, Any], int | None]:
     for name in ("spec.json", "result.json"):
         path = trial_dir / name
         if path.exists():
-            record = json.loads(path.read_text())
+            record = read_json(path)
+            if not isinstance(record, dict):
+                continue
             axes = dict(record.get("axes") or {})
             spec = record.get("spec") or {}
             seed = axes.pop("seed", spec.get("seed"))
@@ -158,8 +161,9 @@ def load_curves(sweep_dir: Path) -> list[Curve]:
     raw: list[tuple[str, dict[str, Any], int | None, dict[str, list[tuple[int, float]]]]] = []
     for log in sorted(Path(sweep_dir).glob("trials/*/train_log.jsonl")):
         steps: dict[str, list[tuple[int, float]]] = {key: [] for key, _ in CURVE_METRICS}
-        for line in log.read_text().splitlines():
-            record = json.loads(line) if line.strip() else {}
+        for record in read_jsonl(log, torn_tail=True):
+            if not isinstance(record, dict):
+                continue
             step = record.get("step")
             for key, points in steps.items():
                 value = record.get(key)
@@ -226,7 +230,10 @@ def _study_name(sweep_dir: Path) -> str:
     """The study's name from ``study.json``, else the folder name."""
     path = Path(sweep_dir) / "study.json"
     if path.exists():
-        return str(json.loads(path.read_text()).get("study", {}).get("name") or Path(sweep_dir).name)
+        record = read_json(path)
+        study = record.get("study") if isinstance(record, dict) else None
+        name = study.get("name") if isinstance(study, dict) else None
+        return str(name or Path(sweep_dir).name)
     return Path(sweep_dir).name
 
 
