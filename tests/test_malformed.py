@@ -179,6 +179,102 @@ CASES = [
          expect=["--storage", "dir.journal: is a directory"]),
     Case("storage-sqlite-unopenable", None, args=["--storage", "sqlite:////nonexistent-dir/ledger.db"],
          expect=["--storage sqlite:////nonexistent-dir/ledger.db: cannot open the ledger", "unable to open database file"]),
+    Case("storage-sqlite-no-file", None, args=["--storage", "sqlite://"],
+         expect=["--storage sqlite://: an in-memory SQLite database, which vanishes when the run ends"]),
+    Case("storage-sqlite-memory", None, args=["--storage", "sqlite:///:memory:"],
+         expect=["--storage sqlite:///:memory:: an in-memory SQLite database"]),
+    Case("storage-sqlite-memory-uri", None, args=["--storage", "sqlite:///file:ledger?mode=memory&uri=true"],
+         expect=["--storage sqlite:///file:ledger?mode=memory&uri=true: an in-memory SQLite database"]),
+    # ---- numbers that are not finite numbers
+    Case("lr-is-a-numeric-string", _rank('base={"training.learning_rate": "1e-4"}'),
+         expect=["training.learning_rate: must be a number, got '1e-4'"]),
+    Case("lr-is-a-bool", _rank('base={"training.learning_rate": True}'),
+         expect=["training.learning_rate: must be a number, got True"]),
+    Case("lr-infinite", _rank('base={"training.learning_rate": float("inf")}'),
+         expect=["training.learning_rate: must be a finite number, got inf"]),
+    Case("lr-nan", _rank(axes='{"training.learning_rate": [1e-3, float("nan")]}'),
+         expect=["training.learning_rate: must be a finite number, got nan"]),
+    Case("reward-weight-nan", _rank('base={"algorithm.rewards": [{"name": "accuracy", "weight": float("nan")}]}'),
+         expect=["algorithm.rewards.0.weight: must be a finite number, got nan"]),
+    Case("reward-weight-infinite",
+         _rank('base={"algorithm.rewards": [{"name": "accuracy"}, {"name": "length", "weight": -float("inf")}]}'),
+         expect=["algorithm.rewards.1.weight: must be a finite number, got -inf"]),
+    Case("reward-weight-a-string", _rank('base={"algorithm.rewards": [{"name": "accuracy", "weight": "2"}]}'),
+         expect=["algorithm.rewards.0.weight: must be a number, got '2'"]),
+    Case("reward-param-nan",
+         _rank('base={"algorithm.rewards": [{"name": "cosine", "params": {"max_len": float("nan")}}]}'),
+         expect=["algorithm.rewards.0.params.max_len: must be a finite number, got nan"]),
+    # ---- LoRA against the rule and the model
+    Case("alpha-rounds-to-zero", _rank('base={"lora.alpha_per_rank": 0.1}'),
+         expect=["lora.alpha_per_rank: 0.1 x rank 2 rounds lora_alpha to 0", "got 0.1"]),
+    Case("rank-above-hidden-size", _rank(axes='{"lora.rank": [2, 128]}'),
+         expect=["lora.rank: must not exceed the hidden size of model 'tiny-random-qwen2' (64), got 128"]),
+    Case("unknown-target-module", _rank('base={"lora.target_modules": ["q_proj", "qkv_proj"]}'),
+         expect=["lora.target_modules: 'qkv_proj' names no layer of model 'tiny-random-qwen2'", "q_proj, up_proj",
+                 "got ['q_proj', 'qkv_proj']"]),
+    Case("target-module-not-a-layer", _rank('base={"lora.target_modules": ["mlp"]}'),
+         expect=["lora.target_modules: 'mlp' names no layer of model 'tiny-random-qwen2'"]),
+    # ---- prompts
+    Case("chat-template-does-not-compile", _rank('base={"prompt.chat_template": "{% for m in messages %}{{ m }"}'),
+         expect=["prompt.chat_template: not a valid Jinja template (line 1: unexpected '}')",
+                 "got '{% for m in messages %}{{ m }'"]),
+    Case("eval-chat-template-does-not-render",
+         _rank('base={"eval.prompt": {"chat_template": "{{ messages[0].content + 1 }}"}}'),
+         expect=["eval.prompt.chat_template: fails to render a conversation (TypeError:",
+                 "got '{{ messages[0].content + 1 }}'"]),
+    # ---- data: too little, nulls, names, the hub
+    Case("dataset-smaller-than-a-step",
+         _rank('base={"dataset": {"name": "mine", "path": "{tmp}/two.jsonl"}, "training.prompts_per_step": 4}'),
+         files={"two.jsonl": GOOD_ROWS},
+         expect=["dataset.path: 2 training problem(s), fewer than one optimizer step takes (training.prompts_per_step "
+                 "4 x training.gradient_accumulation_steps 1 = 4)", "two.jsonl'"]),
+    Case("dataset-limit-smaller-than-a-step",
+         _rank('base={"dataset.limit": 3, "training.prompts_per_step": 2, "training.gradient_accumulation_steps": 2}'),
+         expect=["dataset.limit: 3 training problem(s), fewer than one optimizer step takes", "= 4), got 3"]),
+    Case("dataset-null-question", _rank('base={"dataset": {"name": "mine", "path": "{tmp}/nullq.jsonl"}}'),
+         files={"nullq.jsonl": GOOD_ROWS + '\n{"question": null, "answer": "6"}\n'},
+         expect=["dataset.path:", "nullq.jsonl: line 4: field 'question' is null"]),
+    Case("dataset-null-answer", _rank('base={"dataset": {"name": "mine", "path": "{tmp}/nulla.jsonl"}}'),
+         files={"nulla.jsonl": GOOD_ROWS + '{"question": "What is 3 + 3?", "answer": null}\n'},
+         expect=["dataset.path:", "nulla.jsonl: line 3: field 'answer' is null"]),
+    Case("benchmark-null-in-joined-question",
+         _rank('base={"eval.benchmarks": [{"name": "mine", "path": "{tmp}/b.json", "question_field": "a+b"}]}'),
+         files={"b.json": '[{"a": "Tom has 3.", "b": "How many?", "answer": "3"}, {"a": "x", "b": null, "answer": "1"}]'},
+         expect=["eval.benchmarks.0.path:", "b.json: row 1: field 'b' is null"]),
+    Case("benchmark-null-in-answer-list",
+         _rank('base={"eval.benchmarks": [{"name": "mine", "path": "{tmp}/l.jsonl", "answer_format": "list"}]}'),
+         files={"l.jsonl": '{"question": "q", "answer": ["1", null]}\n'},
+         expect=["eval.benchmarks.0.path:", "line 1: unreadable answer: answer 1 of the list is empty"]),
+    Case("duplicate-benchmark", _rank('base={"eval.benchmarks": [{"name": "arithmetic", "limit": 4}, '
+                                      '{"name": "arithmetic", "limit": 8}]}'),
+         expect=["eval.benchmarks: benchmark 'arithmetic' is listed twice"]),
+    Case("duplicate-benchmark-up-to-case",
+         _rank('base={"eval.benchmarks": [{"name": "Mine", "path": "{tmp}/a.jsonl"}, '
+               '{"name": "mine", "path": "{tmp}/b.jsonl"}]}'),
+         expect=["eval.benchmarks: benchmark 'Mine' is listed twice (as 'Mine' and 'mine')"]),
+    Case("benchmark-name-escapes-the-folder",
+         _rank('base={"eval.benchmarks": [{"name": "../../escape", "path": "{tmp}/good.jsonl"}]}'),
+         files={"good.jsonl": GOOD_ROWS},
+         expect=["eval.benchmarks.0.name: must be a plain file name", "got '../../escape'"]),
+    Case("benchmark-name-with-a-slash",
+         _rank('base={"eval.benchmarks": [{"name": "sub/bench", "path": "{tmp}/good.jsonl"}]}'),
+         files={"good.jsonl": GOOD_ROWS}, expect=["eval.benchmarks.0.name: must be a plain file name", "got 'sub/bench'"]),
+    Case("dataset-name-dot-dot", _rank('base={"dataset": {"name": "..", "path": "{tmp}/good.jsonl"}}'),
+         files={"good.jsonl": GOOD_ROWS}, expect=["dataset.name: must be a plain file name", "got '..'"]),
+    Case("hub-only-benchmark-offline", _rank('base={"eval.benchmarks": [{"name": "arithmetic", "limit": 4}, '
+                                             '{"name": "gpqa_diamond"}]}'),
+         expect=["eval.benchmarks.1.name: 'gpqa_diamond' lives on the Hugging Face hub only (Idavidrein/gpqa)",
+                 "give a local copy with path"]),
+    Case("hub-only-training-set-offline", _rank('base={"dataset.name": "deepscaler"}'),
+         expect=["dataset.name: 'deepscaler' lives on the Hugging Face hub only"]),
+    # ---- the study file's own kind and behaviour
+    Case("study-file-not-python", None, args=["--study-file-override", "{tmp}/study.txt"],
+         files={"study.txt": "from tina_sweep import Study\n" + _rank()},
+         expect=["study.txt: a study file is a Python file whose name ends in .py, got 'study.txt'"]),
+    Case("study-file-exits-zero", 'raise SystemExit(0)\n',
+         expect=["study.py: exits while being loaded (SystemExit(0))", "must only define `study = Study(...)`"]),
+    Case("study-file-calls-sys-exit", 'import sys\n' + _rank() + 'sys.exit("done")\n',
+         expect=["study.py: exits while being loaded (SystemExit('done'))"]),
 ]
 
 
@@ -468,3 +564,128 @@ def test_password_never_printed_nor_written(postgres_url, tmp_path, tiny_model_d
         assert any("wandb" in p.parts for p in files)
     leaks = [str(p) for p in files if PASSWORD.encode() in p.read_bytes()]
     assert not leaks, f"the password was written to {leaks}"
+
+
+# ------------------------------------------------------------------ backends that cannot run here
+
+BACKEND_CASES = {  # id: (base fields, what is installed (vllm, lighteval, CUDA GPU), the error)
+    "vllm-not-installed": ({"eval.backend": "vllm"}, (False, True, True),
+                           "eval.backend: 'vllm' cannot run here: the vllm package is not installed"),
+    "vllm-without-gpu": ({"eval.backend": "vllm"}, (True, True, False),
+                         "eval.backend: 'vllm' cannot run here: it needs a CUDA GPU and this machine has none"),
+    "lighteval-not-importable": ({"eval.backend": "lighteval"}, (True, False, True),
+                                 "eval.backend: 'lighteval' cannot run here:"),
+    "lighteval-without-gpu": ({"eval.backend": "lighteval"}, (True, True, False),
+                              "eval.backend: 'lighteval' cannot run here: it needs a CUDA GPU"),
+    "vllm-rollouts-without-gpu": ({"algorithm.use_vllm": True}, (True, True, False),
+                                  "algorithm.use_vllm: True cannot run here: it needs a CUDA GPU"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BACKEND_CASES))
+def test_backend_that_cannot_run_here_is_one_line_before_anything_runs(case, tmp_path, monkeypatch):
+    """What is installed is stubbed, so the outcome is the same on a machine with vLLM and a GPU."""
+    import tina_sweep.preflight as preflight
+
+    base, (vllm, lighteval, gpu), message = BACKEND_CASES[case]
+    monkeypatch.delenv("TINA_SWEEP_VLLM_MODULE", raising=False)
+    monkeypatch.setattr(preflight, "module_available", lambda name: vllm if name == "vllm" else True)
+    monkeypatch.setattr(preflight, "lighteval_importable", lambda python: lighteval)
+    monkeypatch.setattr(preflight, "cuda_available", lambda: gpu)
+    study = tmp_path / "study.py"
+    study.write_text("from tina_sweep import Study\n" + _rank(f"base={base!r}"))
+    result = invoke("run", study, "--scale", "smoke", "--sweeps-dir", tmp_path / "sweeps")
+    assert_one_line_failure(result, [f"bad: {message}"])
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_a_stand_in_vllm_engine_needs_no_gpu(monkeypatch):
+    """TINA_SWEEP_VLLM_MODULE (tests/fake_vllm.py) is how the pipeline runs without a GPU: the check lets it by,
+    and names it when it cannot be imported."""
+    import tina_sweep.preflight as preflight
+    from conftest import smoke_spec
+
+    spec = smoke_spec(**{"eval.backend": "vllm"})
+    monkeypatch.setattr(preflight, "cuda_available", lambda: False)
+    monkeypatch.setenv("TINA_SWEEP_VLLM_MODULE", "fake_vllm")
+    preflight.check_backends(spec)
+    monkeypatch.setenv("TINA_SWEEP_VLLM_MODULE", "no_such_vllm_stand_in")
+    with pytest.raises(preflight.ConfigError, match="the no_such_vllm_stand_in package is not installed"):
+        preflight.check_backends(spec)
+
+
+def test_hub_only_benchmark_when_the_hub_cannot_be_reached(tmp_path, monkeypatch):
+    """Not offline by the environment, but no network: the hub is asked once, before anything runs."""
+    import tina_sweep.preflight as preflight
+
+    asked = []
+    monkeypatch.setattr(preflight, "hub_offline", lambda: False)
+    monkeypatch.setattr(preflight, "hub_unreachable", lambda repo: asked.append(repo) or "ConnectError: no route")
+    study = tmp_path / "study.py"
+    study.write_text("from tina_sweep import Study\n" + _rank('base={"eval.benchmarks": [{"name": "gpqa_diamond"}]}'))
+    result = invoke("run", study, "--scale", "smoke", "--sweeps-dir", tmp_path / "sweeps")
+    assert_one_line_failure(result, ["eval.benchmarks.0.name: 'gpqa_diamond' lives on the Hugging Face hub only",
+                                     "cannot be reached from here (ConnectError: no route)"])
+    assert asked == ["Idavidrein/gpqa"]
+    assert not (tmp_path / "sweeps").exists()
+
+
+# ------------------------------------------------------------------ report: files a killed run leaves torn
+
+def _finished_sweep(tmp_path: Path) -> Path:
+    """A hand-made finished sweep (tests/test_report_tables.py) whose trained trials have training logs."""
+    from test_report_tables import write_sweep
+
+    sweep = write_sweep(tmp_path)
+    for trial in ("rank=2-s1-aaa", "rank=2-s2-bbb", "rank=4-s1-ccc"):
+        (sweep / "trials" / trial / "train_log.jsonl").write_text("".join(
+            json.dumps({"step": step, "reward": 0.1 * step, "completions/mean_length": 8.0}) + "\n"
+            for step in (1, 2, 3)))
+    return sweep
+
+
+def _tear(path: Path, line: int, keep: int = 10) -> None:
+    """Cut the file ``keep`` characters into its line ``line`` (1-based), as a killed writer leaves it."""
+    lines = path.read_text().split("\n")
+    path.write_text("\n".join(lines[:line - 1] + [lines[line - 1][:keep]]))
+
+
+@pytest.mark.parametrize("torn,line,keep,expect", [
+    ("trials/rank=2-s1-aaa/result.json", 1, 40, ["rank=2-s1-aaa/result.json: not valid JSON", "a truncated file?"]),
+    ("trials/rank=4-s1-ccc/result.json", 1, 0, ["rank=4-s1-ccc/result.json: not valid JSON"]),
+    ("study.json", 1, 100, ["hand/study.json: not valid JSON"]),
+    ("trials/rank=2-s2-bbb/eval/arithmetic.jsonl", 2, 10,
+     ["rank=2-s2-bbb/eval/arithmetic.jsonl: line 2 is not valid JSON"]),
+], ids=["result-json", "result-json-empty", "study-json", "eval-jsonl"])
+def test_report_on_a_torn_file_is_one_line_naming_it(torn, line, keep, expect, tmp_path):
+    sweep = _finished_sweep(tmp_path)
+    _tear(sweep / torn, line, keep)
+    result = invoke("report", sweep)
+    assert_one_line_failure(result, expect)
+    assert result.exit_code == 1
+
+
+def test_report_on_a_training_log_torn_before_its_last_line_is_one_line(tmp_path):
+    """Only the last line is what a kill leaves: a bad line with whole ones after it is an error."""
+    sweep = _finished_sweep(tmp_path)
+    log = sweep / "trials" / "rank=2-s2-bbb" / "train_log.jsonl"
+    log.write_text('{"step": 1, "rew\n' + log.read_text())
+    result = invoke("report", sweep)
+    assert_one_line_failure(result, [f"{log}: line 1 is not valid JSON"])
+
+
+def test_report_skips_the_torn_last_line_of_a_training_log_with_a_warning(tmp_path):
+    sweep = _finished_sweep(tmp_path)
+    log = sweep / "trials" / "rank=4-s1-ccc" / "train_log.jsonl"
+    _tear(log, 3)  # a kill in the middle of writing step 3
+    result = invoke("report", sweep)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"warning: {log}: line 3, the last, is torn (a killed run?): skipped"]
+    assert (sweep / "report" / "pass_at_1.md").is_file()
+    from tina_sweep.report.plots import load_curves
+
+    with pytest.warns(UserWarning, match="line 3, the last, is torn"):
+        curves = {curve.trial_id: curve for curve in load_curves(sweep)}
+    assert [step for step, _ in curves["rank=4-s1-ccc"].steps["reward"]] == [1, 2]
+    assert [step for step, _ in curves["rank=2-s1-aaa"].steps["reward"]] == [1, 2, 3]
