@@ -179,6 +179,12 @@ def check_backends(spec: TrialSpec) -> None:
         if module == "vllm" and not cuda_available():
             raise ConfigError(f"eval.backend: 'vllm' cannot run here: {no_gpu}; use 'transformers'")
     if spec.eval.backend == "lighteval":
+        from tina_sweep.backends.lighteval_backend import lighteval_tasks
+
+        try:
+            lighteval_tasks(spec.eval)  # every benchmark must be one of LightEval's tasks, whole
+        except ValueError as error:
+            raise ConfigError(f"{error} (eval.backend 'lighteval')") from None
         python = os.environ.get("TINA_LIGHTEVAL_PYTHON", sys.executable)
         if not lighteval_importable(python):
             raise ConfigError(f"eval.backend: 'lighteval' cannot run here: {python} cannot import lighteval (install "
