@@ -125,6 +125,9 @@ def run(
                                            "vllm: evaluate the base model and every adapter this run trained "
                                            "through one engine once training is done (default), or one engine per "
                                            "trial as soon as it has trained"),
+    trial_timeout: Optional[float] = typer.Option(None, min=1, help="seconds one attempt at a trial may run "
+                                                  "before it is killed as hung and retried (default per scale: "
+                                                  "smoke 30 min, cpu 4 h, paper 48 h)"),
 ) -> None:
     """Run every unfinished trial of a study (train + evaluate), then print and save the results table."""
     from tina_sweep.results import print_results, results_frame, write_results
@@ -144,7 +147,7 @@ def run(
         wandb_mode, wandb_project or study.wandb_project or study.name, study.name,
         str(sweeps_dir / study.name), chosen)
     options = RunOptions(chosen, sweeps_dir, storage, workers, threads_per_worker, max_retries, price_table,
-                         tracking, eval_checkpoints, share_eval_engine)
+                         tracking, eval_checkpoints, share_eval_engine, trial_timeout)
     results = _one_line_failures(lambda: run_study(study, trials, options),
                                  "interrupted; finished trials are recorded, run the same command again to continue",
                                  storage)
@@ -195,6 +198,12 @@ def _preflight(study, trials, scale: str, storage: Optional[str], sweeps_dir: Pa
     from tina_sweep.preflight import check_storage_url, check_trials, guard_ledger
     from tina_sweep.runner import study_jobs
 
+    from tina_sweep.ledger import check_environment
+
+    try:
+        check_environment()
+    except ValueError as error:
+        fail(str(error))
     try:
         if storage is not None:
             check_storage_url(storage)  # its shape first: the trials' checks read models and data
@@ -228,6 +237,9 @@ def worker(
                                            "vllm: evaluate the base model and every adapter this worker trained "
                                            "through one engine once training is done (default), or one engine per "
                                            "trial as soon as it has trained"),
+    trial_timeout: Optional[float] = typer.Option(None, min=1, help="seconds one attempt at a trial may run "
+                                                  "before it is killed as hung and retried (default per scale: "
+                                                  "smoke 30 min, cpu 4 h, paper 48 h)"),
 ) -> None:
     """Join a study from any machine: claim its trials from the ledger one by one and run them until none is
     waiting or running anywhere (start as many workers as you have devices; `tina-sweep status` shows them)."""
@@ -238,7 +250,7 @@ def worker(
     price_table = _prices(prices)
     _preflight(study, trials, chosen, storage, sweeps_dir)
     options = RunOptions(chosen, sweeps_dir, storage, workers, threads_per_worker, max_retries, price_table,
-                         None, eval_checkpoints, share_eval_engine)
+                         None, eval_checkpoints, share_eval_engine, trial_timeout)
     summary = _one_line_failures(lambda: run_worker(study, trials, options),
                                  "interrupted; this worker's running trials were handed back to the ledger", storage)
     console.print(f"worker done: {summary.finished} trial(s) finished here, {summary.failed} failed; no trial of "
