@@ -351,3 +351,31 @@ def test_a_worker_crash_is_a_bounded_loss_not_an_interruption(tmp_path):
     assert attempt.state == TrialState.FAIL and attempt.user_attrs["lost"] is True
     assert "interrupted" not in attempt.user_attrs
     assert attempt.user_attrs["error"] == "the worker failed: RuntimeError: a bug in the worker"
+
+
+def test_slurm_checkpoint_stops_the_children_before_handing_back(tmp_path):
+    """At a preemption signal, submitit calls the task's checkpoint(): it used to mark the worker's attempts
+    failed while their children still ran (and wrote). Now the worker in this process kills its children first,
+    then records their attempts as interrupted."""
+    import multiprocessing
+
+    from tina_sweep.launch import release_attempts
+    from tina_sweep.worker import _ACTIVE, Worker, _Running, plan_slots
+
+    job = _smoke_job()
+    ledger = Ledger("study", None, tmp_path)
+    ledger.sync({job.job_id: job.to_attrs()})
+    trial = ledger.claim()
+    worker = Worker(ledger, {job.job_id: job}, tmp_path, plan_slots(1), display=_Quiet())
+    child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(600,))
+    child.start()
+    worker.running[0] = _Running(trial, job, worker.slots[0], child, tmp_path / "attempt")
+    _ACTIVE.append(worker)
+    try:
+        released = release_attempts("study", None, tmp_path, "preempted on Slurm; requeued")
+    finally:
+        _ACTIVE.remove(worker)
+    assert released == 1 and child.exitcode == -9 and not worker.running
+    [attempt] = Ledger("study", None, tmp_path, create=False).by_job()["t"]
+    assert attempt.state == TrialState.FAIL and attempt.user_attrs["interrupted"] is True
+    assert attempt.user_attrs["error"] == "preempted on Slurm; requeued"
