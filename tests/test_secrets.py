@@ -83,6 +83,7 @@ def test_wandb_run_files_hold_no_password(tmp_path, how):
     for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
         env[name] = str(home / name.lower())
     env.pop("WANDB_API_KEY", None)
+    env.pop("WANDB_SERVICE", None)  # a W&B service an earlier test started in this process: start our own
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH", "")])
     # the real command line holds the URL twice, as a separate value and in --option=value form
     command = [sys.executable, str(script), "run", "study.py", "--storage", URL, f"--storage={URL}",

@@ -83,8 +83,9 @@ def test_each_job_gets_its_own_result_with_training_and_shared_evaluation_costs(
             assert result["average"] == 0.0 and result["cost"]["train_seconds"] == 0  # the stand-in's base says "no idea"
         else:
             assert result["average"] > 0 and result["train_steps"] > 0 and result["cost"]["train_seconds"] > 0
-            trained = json.loads((tmp_path / "sweeps" / "shared" / "trials" / trial_id / "trained.json").read_text())
-            assert trained["steps"] == result["train_steps"] and Path(trained["adapter"]).is_dir()
+            folder = tmp_path / "sweeps" / "shared" / "trials" / trial_id  # the attempt's folder, renamed into place
+            trained = json.loads((folder / "trained.json").read_text())
+            assert trained["steps"] == result["train_steps"] and (folder / trained["adapter"]).is_dir()
         assert result["cost"]["eval_seconds"] > 0
         outcomes = tmp_path / "sweeps" / "shared" / "trials" / trial_id / "eval"
         assert list(outcomes.glob("*.jsonl"))  # per-problem outcomes, as with one engine per trial
@@ -129,7 +130,7 @@ def test_an_adapter_that_does_not_load_stops_the_evaluation(tmp_path, tiny_model
                              env_extra={"FAKE_VLLM_BROKEN_LORA": "1"})
     assert "no trial finished" in done.stdout + done.stderr
     assert not results(tmp_path)
-    errors = [json.loads(p.read_text())["error"] for p in (tmp_path / "sweeps" / "shared").glob("trials/*/error.json")]
+    errors = [json.loads(p.read_text())["error"] for p in (tmp_path / "sweeps" / "shared").glob("attempts/*/*/error.json")]
     assert len(errors) == 3 and all("adapter check failed" in e and "0 of 8 prompts" in e for e in errors)
 
 

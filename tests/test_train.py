@@ -152,10 +152,15 @@ def test_checkpoints_written(trained):
 
 
 def test_last_checkpoint_ignores_incomplete(tmp_path):
-    for step in (2, 10, 9):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    for step in (2, 10, 9, 12):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "log_history": []}))
+        (folder / "adapter_model.safetensors").write_bytes(b"weights")
+        (folder / "adapter_config.json").write_text("{}")
     (tmp_path / "checkpoint-11").mkdir()  # no trainer state: a checkpoint cut off mid-write
+    (tmp_path / "checkpoint-12" / "trainer_state.json").write_text('{"global_step": 12, "log_hi')  # torn
+    (tmp_path / "checkpoint-9" / "adapter_model.safetensors").unlink()
     assert last_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
     assert last_checkpoint(tmp_path / "nothing") is None
 

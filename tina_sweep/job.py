@@ -63,7 +63,16 @@ class Trained:
 
     @classmethod
     def read(cls, trial_dir: Path) -> Trained:
-        return cls(**json.loads((trial_dir / "trained.json").read_text()))
+        """``trained.json`` of an attempt folder; the adapter's path in it is relative to the folder (which is
+        renamed into place when the attempt finishes)."""
+        trained = cls(**json.loads((trial_dir / "trained.json").read_text()))
+        if trained.adapter:
+            trained.adapter = str(trial_dir / trained.adapter)
+        return trained
+
+    def write(self, trial_dir: Path) -> None:
+        adapter = os.path.relpath(self.adapter, trial_dir) if self.adapter else None
+        write_json_atomic(trial_dir / "trained.json", {**self.__dict__, "adapter": adapter})
 
 
 def job_seed(job: Job) -> int:
@@ -103,7 +112,7 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
                               outcome.earlier_attempts + [this_attempt])
             record_summary(run, train_summary(trained.steps, trained.seconds, trained.tokens, trained.final_reward))
     if defer_eval:
-        write_json_atomic(trial_dir / "trained.json", trained.__dict__)
+        trained.write(trial_dir)
         return None
 
     adapter, steps, seed = trained.adapter_dir, trained.steps, job_seed(job)
