@@ -23,6 +23,16 @@ from tina_sweep.ledger import MAX_WORKER_LOSSES, Ledger, LedgerLockTimeout, job_
 JOBS = {"j": {"kind": "trial", "axes": {}}}
 
 
+def wait_until(condition, what: str, limit: float = 120.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after a generous ``limit`` (a hang, not a slow
+    machine: the heartbeats these tests wait for come every second)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {limit:g} s waiting for {what}")
+        time.sleep(0.05)
+
+
 def states(ledger, job="j"):
     return [t.state for t in ledger.by_job().get(job, [])]
 
@@ -124,8 +134,7 @@ def test_a_live_remote_worker_is_not_recovered(tmp_path, monkeypatch):
     for _ in range(3):  # node A's heartbeats keep coming: each look sees a new mtime
         before = os.stat(lock).st_mtime_ns
         assert node_b.recover_dead_workers() == 0
-        while os.stat(lock).st_mtime_ns == before:
-            time.sleep(0.05)
+        wait_until(lambda: os.stat(lock).st_mtime_ns != before, "node A's next heartbeat")
     assert states(node_b) == [TrialState.RUNNING]
     node_a.close()
 
@@ -145,8 +154,8 @@ def test_declared_dead_attempt_never_records(tmp_path, monkeypatch):
     other.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     other.sync(JOBS)
     retry = other.claim()
-    while trial._trial_id not in paused.declared_dead():  # the heartbeat notices within an interval
-        time.sleep(0.05)
+    # the heartbeat notices within an interval
+    wait_until(lambda: trial._trial_id in paused.declared_dead(), "the paused worker to learn it was declared dead")
     assert paused.complete(trial, 0.9, {"result": {"late": True}}) is False
     assert other.complete(retry, 0.5, {}) is True
     assert states(other) == [TrialState.FAIL, TrialState.COMPLETE]

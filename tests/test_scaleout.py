@@ -30,18 +30,24 @@ TINA_SWEEP = Path(sys.executable).with_name("tina-sweep")
 STEPS = 8  # training steps of each trial (a checkpoint after every step)
 GATE_STEP = 2  # trials wait at this step (after its checkpoint) until the test opens the gate: tests/gate.py
 GATE = str(Path(__file__).with_name("gate.py")) + ":Gate"
-SIX = textwrap.dedent(f"""
-    from tina_sweep import Study
+def smoke_study(name: str, description: str, axes: str) -> str:
+    """A study file's text: smoke trials of STEPS steps with a checkpoint after each, over ``axes``."""
+    return textwrap.dedent(f"""
+        from tina_sweep import Study
 
-    study = Study(
-        name="six",
-        description="six smoke trials for the scale-out tests",
-        base={{"training.max_steps": {STEPS}, "training.save_steps": 1,
-              "eval.benchmarks": [{{"name": "arithmetic", "limit": 4}}]}},
-        axes={{"lora.rank": [2, 4, 8], "training.learning_rate": [1e-3, 2e-3]}},
-        evaluate_base_model=False,
-    )
-""")
+        study = Study(
+            name="{name}",
+            description="{description}",
+            base={{"training.max_steps": {STEPS}, "training.save_steps": 1,
+                  "eval.benchmarks": [{{"name": "arithmetic", "limit": 4}}]}},
+            axes={axes},
+            evaluate_base_model=False,
+        )
+    """)
+
+
+SIX = smoke_study("six", "six smoke trials for the scale-out tests",
+                  '{"lora.rank": [2, 4, 8], "training.learning_rate": [1e-3, 2e-3]}')
 WAIT = 240  # seconds any group of workers may take (they take well under a minute here)
 
 
@@ -419,18 +425,7 @@ def test_resumed_trial_reaches_the_same_steps(tmp_path, tiny_model_dir):
 
 # ---------------------------------------------------------------------------- paused, hung and preempted workers
 
-ONE = textwrap.dedent(f"""
-    from tina_sweep import Study
-
-    study = Study(
-        name="one",
-        description="one smoke trial",
-        base={{"training.max_steps": {STEPS}, "training.save_steps": 1,
-              "eval.benchmarks": [{{"name": "arithmetic", "limit": 4}}]}},
-        axes={{"lora.rank": [2]}},
-        evaluate_base_model=False,
-    )
-""")
+ONE = smoke_study("one", "one smoke trial", '{"lora.rank": [2]}')
 
 
 @pytest.fixture
