@@ -457,3 +457,15 @@ def test_a_stopped_trial_rerun_reuses_its_last_checkpoint(stopped):
     assert again.resumed_from == "checkpoint-3" and again.steps == 3
     assert entries() == before  # nothing trained: the log is the checkpoint's own (steps 1-3)
     assert sorted(p.name for p in (trial_dir / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+
+
+def test_deferred_evaluation_keeps_the_global_batch(tmp_path):
+    """trained.json (training now, evaluation later through a shared engine) carries the global batch on to
+    result.json."""
+    from tina_sweep.job import Trained
+
+    batch = {"prompts_per_step": 8, "completions_per_step": 32, "processes": 1, "gradient_accumulation_steps": 8,
+             "prompts_per_micro_step": 1, "defined_for_processes": 2}
+    (tmp_path / "adapter").mkdir()
+    Trained(1.0, 10, 3, str(tmp_path / "adapter"), None, 0.5, [], batch).write(tmp_path)
+    assert Trained.read(tmp_path).global_batch == batch
