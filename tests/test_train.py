@@ -469,3 +469,54 @@ def test_deferred_evaluation_keeps_the_global_batch(tmp_path):
     (tmp_path / "adapter").mkdir()
     Trained(1.0, 10, 3, str(tmp_path / "adapter"), None, 0.5, [], batch).write(tmp_path)
     assert Trained.read(tmp_path).global_batch == batch
+
+
+TWO_PROCESS = {"training.max_steps": 2, "training.save_steps": 2, "training.global_batch_processes": 2,
+               "training.gradient_accumulation_steps": 2,
+               "algorithm.rewards": [{"name": "accuracy", "weight": 1.0}, {"name": "length", "weight": 1.0}]}
+
+
+def test_two_processes_split_the_global_batch(tmp_path, tiny_model_dir):
+    """A real data-parallel run: ``python -m tina_sweep.train`` under torchrun with 2 CPU processes (gloo). Each
+    accumulates 2 micro-steps where one process alone accumulates 4; every optimizer step still generates 4 prompts
+    x 2 completions (TRL's generation batch spans both processes), the length reward's groups hold together on each
+    process, and the tokens charged count both processes' completions."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    spec = smoke_spec(**TWO_PROCESS)
+    (tmp_path / "spec.json").write_text(spec.model_dump_json())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                           "127.0.0.1", "--master_port", str(port), "-m", "tina_sweep.train",
+                           str(tmp_path / "spec.json"), str(tmp_path / "trial")],
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    config = json.loads((tmp_path / "trial" / "grpo_config.json").read_text())
+    assert (config["gradient_accumulation_steps"], config["steps_per_generation"]) == (2, 2)
+    assert config["per_device_train_batch_size"] == 2 and config["generation_batch_size"] == 8
+    assert grpo_config(spec, tmp_path, True, processes=1).gradient_accumulation_steps == 4  # one process: 4
+    log = [json.loads(line) for line in (tmp_path / "trial" / "train_log.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in log] == [1, 2] and all("rewards/length/mean" in entry for entry in log)
+    printed = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(printed) == 2 and {p["steps"] for p in printed} == {2}
+    main = max(printed, key=lambda p: p["generated_tokens"])  # the main process keeps the cost records
+    assert main["generated_tokens"] == sum(round(entry["completions/mean_length"] * 8) for entry in log)
+
+
+def test_the_launcher_refuses_a_world_size_that_cannot_hold_the_global_batch(tmp_path, monkeypatch, capsys):
+    from tina_sweep.train import main
+
+    (tmp_path / "spec.json").write_text(smoke_spec(**TWO_PROCESS).model_dump_json())
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / "spec.json"), str(tmp_path / "trial")])
+    assert str(stop.value) == ("python -m tina_sweep.train: training.global_batch_processes: gradient_accumulation_steps "
+                               "2 x global_batch_processes 2 = 4 micro-steps per optimizer step cannot be split evenly "
+                               "over 3 process(es); launch with a number of processes that divides 4")
+    assert not (tmp_path / "trial").exists()

@@ -281,13 +281,14 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
                 extra_callbacks: list | None = None, report_to: str | list[str] = "none") -> TrainOutcome:
     """Train one LoRA adapter with GRPO; write the adapter, config, log and checkpoints under ``trial_dir``.
     ``report_to=["wandb"]`` streams the training metrics into the W&B run open in this process."""
+    processes = world_size()
+    spec.training.accumulation_for(processes)  # a world size that cannot hold the global batch: before any loading
     use_cpu = not torch.cuda.is_available()
     model, tokenizer = load_model_and_tokenizer(spec.model.name, spec.model.dtype, spec.model.attn_implementation)
     apply_chat_template_choice(tokenizer, spec.prompt)
     problems = load_training_problems(spec)
     dataset = Dataset.from_list(training_rows(spec, problems))
     checkpoint_dir = trial_dir / "checkpoints"
-    processes = world_size()
     args = grpo_config(spec, checkpoint_dir, use_cpu, report_to, processes)
     stop = spec.training.stop_at_step
     callbacks = ([_StepReporter(on_step, stop)] if on_step else []) + callbacks_from_environment()
@@ -387,6 +388,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     payload = json.loads(args.spec_file.read_text())
     spec = TrialSpec.model_validate(payload.get("spec", payload))
+    try:
+        spec.training.accumulation_for(world_size())
+    except ValueError as error:
+        raise SystemExit(f"python -m tina_sweep.train: {error}") from None
     args.trial_dir.mkdir(parents=True, exist_ok=True)
     outcome = train_trial(spec, args.trial_dir)
     print(json.dumps({"adapter_dir": str(outcome.adapter_dir), "steps": outcome.steps,
