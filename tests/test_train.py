@@ -520,3 +520,17 @@ def test_the_launcher_refuses_a_world_size_that_cannot_hold_the_global_batch(tmp
                                "2 x global_batch_processes 2 = 4 micro-steps per optimizer step cannot be split evenly "
                                "over 3 process(es); launch with a number of processes that divides 4")
     assert not (tmp_path / "trial").exists()
+
+
+def test_preflight_needs_one_global_batch_of_problems():
+    from tina_sweep.config import ConfigError
+    from tina_sweep.preflight import check_training_size
+
+    spec = smoke_spec(**{"training.gradient_accumulation_steps": 2, "training.global_batch_processes": 2,
+                         "dataset.limit": 3})
+    check_training_size(spec, 4)  # 1 prompt x 2 micro-steps x 2 processes = 4 prompts per optimizer step
+    with pytest.raises(ConfigError) as error:
+        check_training_size(spec, 3)
+    assert str(error.value) == ("dataset.limit: 3 training problem(s), fewer than one optimizer step takes "
+                                "(training.prompts_per_step 1 x training.gradient_accumulation_steps 2 x "
+                                "training.global_batch_processes 2 = 4), got 3")
