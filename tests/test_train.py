@@ -534,3 +534,16 @@ def test_preflight_needs_one_global_batch_of_problems():
     assert str(error.value) == ("dataset.limit: 3 training problem(s), fewer than one optimizer step takes "
                                 "(training.prompts_per_step 1 x training.gradient_accumulation_steps 2 x "
                                 "training.global_batch_processes 2 = 4), got 3")
+
+
+@pytest.mark.parametrize("processes_defined", [1, 2])
+def test_an_epoch_counts_global_batches(tmp_path, tiny_model_dir, processes_defined):
+    """Recipes without max_steps train one epoch: 4 problems at 1 prompt per optimizer step are 4 steps, at the
+    batch of 2 processes (2 prompts, accumulated on this one) 2 steps, as Tina's 2 processes took."""
+    from tina_sweep.train import train_trial
+
+    spec = smoke_spec(**{"training.max_steps": None, "dataset.limit": 4, "training.save_steps": 100,
+                         "training.global_batch_processes": processes_defined})
+    outcome = train_trial(spec, tmp_path / "trial")
+    assert outcome.steps == 4 // processes_defined
+    assert outcome.global_batch["prompts_per_step"] == processes_defined
