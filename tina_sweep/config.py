@@ -214,11 +214,40 @@ class TrainingSpec(Spec):
     warmup_ratio: Annotated[Number, Field(ge=0, lt=1)] = 0.0
     max_steps: PositiveInt | None = Field(30, description="the scheduler horizon in optimizer steps; None: one "
                                                          "epoch of the training set (the recipes without max_steps)")
-    prompts_per_step: PositiveInt = Field(2, description="distinct prompts per optimizer step (per device)")
-    gradient_accumulation_steps: PositiveInt = 1
+    stop_at_step: PositiveInt | None = Field(None, description="stop training at this optimizer step (the scheduler's "
+                                                               "horizon stays max_steps); None: train to max_steps")
+    prompts_per_step: PositiveInt = Field(2, description="distinct prompts per device per micro-step")
+    gradient_accumulation_steps: PositiveInt = Field(
+        1, description="micro-steps per optimizer step, for global_batch_processes processes (a run with another "
+                       "number of processes rescales it to keep the global batch)")
+    global_batch_processes: PositiveInt = Field(
+        1, description="the data-parallel processes the global batch is defined for: prompts per optimizer step = "
+                       "prompts_per_step x gradient_accumulation_steps x global_batch_processes")
     save_steps: PositiveInt = 10
     weight_decay: Annotated[Number, Field(ge=0)] = 0.0
     max_grad_norm: PositiveFloat = 1.0
+
+    @model_validator(mode="after")
+    def _stop_within_horizon(self) -> "TrainingSpec":
+        if self.stop_at_step is not None and self.max_steps is not None and self.stop_at_step > self.max_steps:
+            raise ValueError(f"stop_at_step: must be <= training.max_steps ({self.max_steps}), got {self.stop_at_step}")
+        return self
+
+    @property
+    def global_prompts_per_step(self) -> int:
+        """Distinct prompts per optimizer step over all processes (the recipes' global batch)."""
+        return self.prompts_per_step * self.gradient_accumulation_steps * self.global_batch_processes
+
+    def accumulation_for(self, world_size: int) -> int:
+        """The gradient accumulation steps that give the global batch with ``world_size`` processes: accumulate
+        more on fewer processes, split over more. Raises ValueError (one line) when that is not a whole number."""
+        total = self.gradient_accumulation_steps * self.global_batch_processes
+        if world_size < 1 or total % world_size:
+            raise ValueError(f"training.global_batch_processes: gradient_accumulation_steps "
+                             f"{self.gradient_accumulation_steps} x global_batch_processes {self.global_batch_processes} "
+                             f"= {total} micro-steps per optimizer step cannot be split evenly over {world_size} "
+                             f"process(es); launch with a number of processes that divides {total}")
+        return total // world_size
 
 
 class DataSpec(Spec):

@@ -56,6 +56,7 @@ class Trained:
     resumed: str | None = None
     final_reward: float | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)  # training time and tokens of each attempt
+    global_batch: dict[str, Any] = field(default_factory=dict)  # prompts and completions per optimizer step
 
     @property
     def adapter_dir(self) -> Path | None:
@@ -109,7 +110,7 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
             trained = Trained(outcome.total_seconds, outcome.total_tokens, outcome.steps,
                               str(outcome.adapter_dir), outcome.resumed_from,
                               outcome.log_history[-1].get("reward") if outcome.log_history else None,
-                              outcome.earlier_attempts + [this_attempt])
+                              outcome.earlier_attempts + [this_attempt], outcome.global_batch)
             record_summary(run, train_summary(trained.steps, trained.seconds, trained.tokens, trained.final_reward))
     if defer_eval:
         trained.write(trial_dir)
@@ -157,6 +158,7 @@ def job_result(job: Job, trained: Trained, results: list, checkpoints: dict[str,
         "average": sum(pass_at_1.values()) / len(pass_at_1),
         "benchmarks": summary(results),
         "train_steps": trained.steps,
+        "global_batch": trained.global_batch or None,
         "resumed_from_checkpoint": trained.resumed,
         "train_attempts": trained.attempts,
         "final_train_reward": trained.final_reward,

@@ -131,7 +131,7 @@ def check_source(data: DataSpec, field: str, training: bool) -> int | None:
 def check_training_size(spec: TrialSpec, count: int | None) -> None:
     """The training set must hold at least the prompts of one optimizer step (else no step is ever taken)."""
     training = spec.training
-    needed = training.prompts_per_step * training.gradient_accumulation_steps
+    needed = training.global_prompts_per_step
     if count is None or count >= needed:
         return
     data = spec.dataset
@@ -140,7 +140,9 @@ def check_training_size(spec: TrialSpec, count: int | None) -> None:
         field, value = "dataset.limit", data.limit
     raise ConfigError(f"{field}: {count} training problem(s), fewer than one optimizer step takes "
                       f"(training.prompts_per_step {training.prompts_per_step} x "
-                      f"training.gradient_accumulation_steps {training.gradient_accumulation_steps} = {needed}), "
+                      f"training.gradient_accumulation_steps {training.gradient_accumulation_steps}"
+                      + (f" x training.global_batch_processes {training.global_batch_processes}"
+                         if training.global_batch_processes != 1 else "") + f" = {needed}), "
                       f"got {value!r}")
 
 

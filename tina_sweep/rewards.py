@@ -94,7 +94,8 @@ def tina_cosine_params(max_len: int = 1000) -> dict:
 
 
 def length(completions: list, answers: list, **_: object) -> list[float]:
-    """Kimi 1.5 length reward over the group: lambda = 0.5 - (len - min) / (max - min); wrong: min(0, lambda)."""
+    """Kimi 1.5 length reward over the completions of the call (one group: see ``per_group``): lambda = 0.5 -
+    (len - min) / (max - min); wrong: min(0, lambda); 0 for all when every length is equal."""
     lengths = [len(completion_text(c)) for c in completions]
     shortest, longest = min(lengths), max(lengths)
     if longest == shortest:
@@ -175,10 +176,45 @@ def make_length_l1_max(alpha: float = 0.0003, delta: float = 0.5) -> RewardFunct
     return length_l1_max
 
 
-def reward_function(name: str, max_completion_length: int, params: dict | None = None) -> RewardFunction:
+# Rewards normalised over a group's lengths (min and max, or "all lengths equal"): in Tina each reward call saw
+# one group (TRL 0.15 called reward functions per device micro-batch, per_device_train_batch_size =
+# num_generations completions of one prompt); TRL 1.16 calls them on the whole generation batch, several groups.
+GROUPED_REWARDS = ("length", "length_l1_exact", "length_l1_max")
+
+
+def per_group(function: RewardFunction, num_generations: int) -> RewardFunction:
+    """``function`` applied to each group of a batch on its own: a group is a consecutive run of
+    ``num_generations`` completions of one prompt (the order of TRL's RepeatSampler, which the batch keeps up to
+    the reward call). Every argument that is a list with one item per completion is split with it. A batch that is
+    not whole groups, or a group whose prompts differ, is a ValueError (one line)."""
+    name = getattr(function, "__name__", "reward")
+
+    def grouped(completions: list, **kwargs: object) -> list[float]:
+        size = len(completions)
+        if size % num_generations:
+            raise ValueError(f"reward {name}: a batch of {size} completions is not whole groups of "
+                             f"num_generations {num_generations}")
+        prompts = kwargs.get("prompts")
+        rewards: list[float] = []
+        for start in range(0, size, num_generations):
+            end = start + num_generations
+            if isinstance(prompts, (list, tuple)) and any(p != prompts[start] for p in prompts[start:end]):
+                raise ValueError(f"reward {name}: completions {start}..{end - 1} should be one prompt's group of "
+                                 f"num_generations {num_generations}, but their prompts differ")
+            part = {key: value[start:end] if isinstance(value, (list, tuple)) and len(value) == size else value
+                    for key, value in kwargs.items()}
+            rewards += function(completions=completions[start:end], **part)
+        return rewards
+
+    return grouped
+
+
+def reward_function(name: str, max_completion_length: int, params: dict | None = None,
+                    num_generations: int | None = None) -> RewardFunction:
     """The reward function registered under ``name`` with its ``params``, named so TRL logs it as
     ``rewards/<name>``. Without a ``max_len`` parameter, ``cosine`` decays over ``max_completion_length``
-    characters."""
+    characters. With ``num_generations``, the length rewards (GROUPED_REWARDS) normalise within each prompt's group
+    of a call (``per_group``), as Tina's did; without it, over the whole call."""
     params = dict(params or {})
     factories: dict[str, Callable[..., RewardFunction]] = {
         "accuracy": lambda: accuracy,
@@ -194,4 +230,7 @@ def reward_function(name: str, max_completion_length: int, params: dict | None =
     }
     function = factories[name](**params)
     function.__name__ = name
+    if num_generations is not None and name in GROUPED_REWARDS:
+        function = per_group(function, num_generations)
+        function.__name__ = name
     return function

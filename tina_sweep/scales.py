@@ -69,7 +69,8 @@ SCALES: dict[str, dict[str, Any]] = {
                       "vllm_importance_sampling_correction": False},
         "training": {"learning_rate": 1e-6, "lr_scheduler_type": "cosine_with_min_lr", "min_lr_rate": 0.1,
                      "warmup_ratio": 0.1, "max_steps": 360, "prompts_per_step": 1,
-                     "gradient_accumulation_steps": 4, "save_steps": 10, "weight_decay": 0.0, "max_grad_norm": 1.0},
+                     "gradient_accumulation_steps": 4, "save_steps": 10, "weight_decay": 0.0, "max_grad_norm": 1.0,
+                     "global_batch_processes": 2},  # Tina's launch scripts ran 2 processes: one GPU accumulates 2x
         "dataset": {"name": "limr"},
         # Tina's evaluation (scripts/eval/eval_post_train.sh): its math user turn, no system prompt, the model's
         # own chat template, n = 1, temperature 0.6, top-p 0.95, 32,768 new tokens, max_model_length 32,768,

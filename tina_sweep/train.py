@@ -47,6 +47,7 @@ class TrainOutcome:
     log_history: list[dict]
     resumed_from: str | None = None
     earlier_attempts: list[dict] = field(default_factory=list)  # what the job's earlier attempts spent
+    global_batch: dict = field(default_factory=dict)  # what each optimizer step saw (see ``global_batch``)
 
     @property
     def total_seconds(self) -> float:
@@ -58,15 +59,29 @@ class TrainOutcome:
         return self.generated_tokens + sum(a["generated_tokens"] for a in self.earlier_attempts)
 
 
-def grpo_config(spec: TrialSpec, output_dir: Path, use_cpu: bool, report_to: str | list[str] = "none") -> GRPOConfig:
+def world_size() -> int:
+    """The data-parallel processes of this run: ``WORLD_SIZE`` as ``accelerate launch`` / torchrun set it, else 1."""
+    value = os.environ.get("WORLD_SIZE", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"WORLD_SIZE: must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def grpo_config(spec: TrialSpec, output_dir: Path, use_cpu: bool, report_to: str | list[str] = "none",
+                processes: int | None = None) -> GRPOConfig:
     """The complete GRPOConfig for a trial: algorithm mapping, budget, and CPU-safe precision settings."""
-    return GRPOConfig(**grpo_config_kwargs(spec, output_dir, use_cpu, report_to))
+    return GRPOConfig(**grpo_config_kwargs(spec, output_dir, use_cpu, report_to, processes))
 
 
-def grpo_config_kwargs(spec: TrialSpec, output_dir: Path, use_cpu: bool, report_to: str | list[str] = "none") -> dict:
-    """The GRPOConfig fields for a trial, as a plain dict (so a GPU configuration can be inspected on a CPU
-    machine, where GRPOConfig itself refuses bf16)."""
+def grpo_config_kwargs(spec: TrialSpec, output_dir: Path, use_cpu: bool, report_to: str | list[str] = "none",
+                       processes: int | None = None) -> dict:
+    """The GRPOConfig fields of each of ``processes`` data-parallel processes (None: the processes the global batch
+    is defined for, ``training.global_batch_processes``, i.e. the recipe's own launch; train_trial passes this run's
+    ``world_size()``), as a plain dict (so a GPU configuration can be inspected on a CPU machine, where GRPOConfig
+    itself refuses bf16). The accumulation is rescaled so that every optimizer step sees the spec's global batch
+    (``training.global_prompts_per_step`` prompts); a process count that cannot is a ValueError (one line)."""
     algorithm, training = spec.algorithm, spec.training
+    accumulation = training.accumulation_for(training.global_batch_processes if processes is None else processes)
     scheduler_kwargs = {"min_lr_rate": training.min_lr_rate} if training.lr_scheduler_type == "cosine_with_min_lr" else None
     return dict(
         output_dir=str(output_dir),
@@ -75,7 +90,8 @@ def grpo_config_kwargs(spec: TrialSpec, output_dir: Path, use_cpu: bool, report_
         epsilon=algorithm.epsilon,
         num_generations=algorithm.num_generations,
         per_device_train_batch_size=training.prompts_per_step * algorithm.num_generations,
-        gradient_accumulation_steps=training.gradient_accumulation_steps,
+        gradient_accumulation_steps=accumulation,
+        steps_per_generation=accumulation,  # one generation batch per optimizer step (TRL's default, made explicit)
         num_iterations=1,
         max_completion_length=algorithm.max_completion_length,
         temperature=algorithm.temperature,
@@ -184,14 +200,48 @@ class _AttemptCost(TrainerCallback):
 
 
 class _StepReporter(TrainerCallback):
-    """Forwards each optimizer step's training log (reward, loss, ...) to a progress callback."""
+    """Forwards each optimizer step's training log (reward, loss, ...) to a progress callback, with the step
+    training will end at (``stop_at_step`` when it comes before the horizon)."""
 
-    def __init__(self, on_step: Callable[[int, int, dict], None]):
-        self.on_step = on_step
+    def __init__(self, on_step: Callable[[int, int, dict], None], stop_at_step: int | None = None):
+        self.on_step, self.stop_at_step = on_step, stop_at_step
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "reward" in logs:  # logging_steps=1: one such log per optimizer step
-            self.on_step(state.global_step, state.max_steps, dict(logs))
+            self.on_step(state.global_step, min(state.max_steps, self.stop_at_step or state.max_steps), dict(logs))
+
+
+class StopAtStep(TrainerCallback):
+    """``training.stop_at_step``: end training after optimizer step ``step`` and save a checkpoint there, while
+    the learning-rate schedule keeps its horizon (``max_steps``), as the recipes that say "use N for the lr
+    scheduler but stop at M"."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+            control.should_save = True
+        return control
+
+
+def global_batch(args: GRPOConfig, spec: TrialSpec, processes: int) -> dict:
+    """What one optimizer step sees, from the config the trainer runs with: TRL 1.16 generates once per
+    ``steps_per_generation`` micro-steps for ``generation_batch_size`` completions over all processes. Raises
+    RuntimeError (one line) if that is not the spec's global batch."""
+    if args.steps_per_generation != args.gradient_accumulation_steps or args.num_iterations != 1:
+        raise RuntimeError(f"steps_per_generation {args.steps_per_generation} / num_iterations {args.num_iterations}: "
+                           f"expected one generation batch per optimizer step")
+    completions = args.generation_batch_size
+    prompts = completions // args.num_generations
+    if prompts != spec.training.global_prompts_per_step:
+        raise RuntimeError(f"training.global_batch_processes: the trainer sees {prompts} prompts per optimizer step, "
+                           f"the spec asks for {spec.training.global_prompts_per_step}")
+    return {"prompts_per_step": prompts, "completions_per_step": completions, "processes": processes,
+            "gradient_accumulation_steps": args.gradient_accumulation_steps,
+            "prompts_per_micro_step": args.per_device_train_batch_size // args.num_generations,
+            "defined_for_processes": spec.training.global_batch_processes}
 
 
 def callbacks_from_environment() -> list[TrainerCallback]:
@@ -231,17 +281,23 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
                 extra_callbacks: list | None = None, report_to: str | list[str] = "none") -> TrainOutcome:
     """Train one LoRA adapter with GRPO; write the adapter, config, log and checkpoints under ``trial_dir``.
     ``report_to=["wandb"]`` streams the training metrics into the W&B run open in this process."""
+    processes = world_size()
+    spec.training.accumulation_for(processes)  # a world size that cannot hold the global batch: before any loading
     use_cpu = not torch.cuda.is_available()
     model, tokenizer = load_model_and_tokenizer(spec.model.name, spec.model.dtype, spec.model.attn_implementation)
     apply_chat_template_choice(tokenizer, spec.prompt)
     problems = load_training_problems(spec)
     dataset = Dataset.from_list(training_rows(spec, problems))
     checkpoint_dir = trial_dir / "checkpoints"
-    args = grpo_config(spec, checkpoint_dir, use_cpu, report_to)
-    callbacks = ([_StepReporter(on_step)] if on_step else []) + callbacks_from_environment()
+    args = grpo_config(spec, checkpoint_dir, use_cpu, report_to, processes)
+    stop = spec.training.stop_at_step
+    callbacks = ([_StepReporter(on_step, stop)] if on_step else []) + callbacks_from_environment()
+    if stop is not None:
+        callbacks.append(StopAtStep(stop))
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=[reward_function(r.name, spec.algorithm.max_completion_length, r.params)
+        reward_funcs=[reward_function(r.name, spec.algorithm.max_completion_length, r.params,
+                                      spec.algorithm.num_generations)
                       for r in spec.algorithm.rewards],
         args=args,
         train_dataset=dataset,
@@ -254,18 +310,23 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
         from tina_sweep.tracking import guard_wandb_callback
 
         guard_wandb_callback(trainer)  # a W&B error must not fail the trial
+    if trainer.accelerator.num_processes != processes:
+        raise RuntimeError(f"WORLD_SIZE {processes} but accelerate runs {trainer.accelerator.num_processes} "
+                           "process(es): the global batch would be wrong")
+    batch = global_batch(trainer.args, spec, processes)
     main_process = trainer.accelerator.is_main_process  # under `accelerate launch`, one writer
     if main_process:
         write_json_atomic(trial_dir / "grpo_config.json", trainer.args.to_dict())
     resume = last_checkpoint(checkpoint_dir)
     started = time.perf_counter()
-    completions_per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
-    cost = _AttemptCost(trial_dir / TRAIN_PROGRESS, completions_per_step, started)
+    # completions/mean_length is the mean over every process's completions of the step: count them all
+    cost = _AttemptCost(trial_dir / TRAIN_PROGRESS, batch["completions_per_step"], started)
     if main_process:
         trainer.add_callback(cost)
     adapter_dir = trial_dir / "adapter"
     resumed_state = json.loads((resume / "trainer_state.json").read_text()) if resume else {}
-    horizon = spec.training.max_steps or resumed_state.get("max_steps") or float("inf")
+    ends = [step for step in (stop, spec.training.max_steps or resumed_state.get("max_steps")) if step]
+    horizon = min(ends) if ends else float("inf")  # the step training ends at: stop_at_step or the scheduler's
     if resumed_state and resumed_state.get("global_step", 0) >= horizon:
         # training had finished before the job failed (in evaluation, say): reuse it, train nothing more
         history_source, steps = resumed_state["log_history"], resumed_state["global_step"]
@@ -284,7 +345,8 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
         write_json_atomic(trial_dir / TRAIN_PROGRESS, {"seconds": wall_seconds, "tokens": cost.tokens, "step": steps})
     _release_rollout_engine(trainer)
     return TrainOutcome(adapter_dir, steps, wall_seconds, cost.tokens, history,
-                        resumed_from=resume.name if resume else None, earlier_attempts=earlier_costs(trial_dir))
+                        resumed_from=resume.name if resume else None, earlier_attempts=earlier_costs(trial_dir),
+                        global_batch=batch)
 
 
 def _release_rollout_engine(trainer) -> None:
@@ -326,6 +388,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     payload = json.loads(args.spec_file.read_text())
     spec = TrialSpec.model_validate(payload.get("spec", payload))
+    try:
+        spec.training.accumulation_for(world_size())
+    except ValueError as error:
+        raise SystemExit(f"python -m tina_sweep.train: {error}") from None
     args.trial_dir.mkdir(parents=True, exist_ok=True)
     outcome = train_trial(spec, args.trial_dir)
     print(json.dumps({"adapter_dir": str(outcome.adapter_dir), "steps": outcome.steps,

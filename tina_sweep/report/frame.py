@@ -194,15 +194,32 @@ def training_set_size(dataset: dict[str, Any], seed: int = 0) -> int | None:
     return _training_set_size(json.dumps(dataset, sort_keys=True), seed)
 
 
-def steps_pct_epoch(spec: dict[str, Any], steps: int) -> float | None:
-    """Training steps as a share of one epoch, in percent: steps x prompts per step x accumulation / set size."""
+def global_batch(result: dict[str, Any], spec: dict[str, Any]) -> tuple[int | None, int | None]:
+    """Prompts and completions per optimizer step of a trial: as result.json recorded them, else from its spec
+    (prompts_per_step x gradient_accumulation_steps x global_batch_processes, x num_generations)."""
+    recorded = result.get("global_batch") or {}
+    if recorded.get("prompts_per_step"):
+        return recorded["prompts_per_step"], recorded.get("completions_per_step")
+    training = spec.get("training")
+    if not training or "prompts_per_step" not in training:
+        return None, None
+    prompts = (training["prompts_per_step"] * training.get("gradient_accumulation_steps", 1)
+               * training.get("global_batch_processes", 1))
+    generations = spec.get("algorithm", {}).get("num_generations")
+    return prompts, prompts * generations if generations else None
+
+
+def steps_pct_epoch(spec: dict[str, Any], steps: int, prompts_per_step: int | None = None) -> float | None:
+    """Training steps as a share of one epoch, in percent: steps x prompts per optimizer step (the global batch;
+    from the spec when not given) / set size."""
     if "training" not in spec or "dataset" not in spec:
         return None
     size = training_set_size(spec["dataset"], spec.get("seed", 0))
     if not size:
         return None
-    training = spec["training"]
-    return 100.0 * steps * training["prompts_per_step"] * training.get("gradient_accumulation_steps", 1) / size
+    if prompts_per_step is None:
+        prompts_per_step = global_batch({}, spec)[0]
+    return None if prompts_per_step is None else 100.0 * steps * prompts_per_step / size
 
 
 def _trial_spec(result: dict[str, Any], info: StudyInfo, trial_dir: Path) -> dict[str, Any]:
@@ -230,7 +247,7 @@ def _axis_series(name: str, values: list[Any]) -> pl.Series:
 FRAME_COLUMNS = ["study", "trial_id", "kind", "arm", "label"]  # then the axes, then FRAME_TAIL
 FRAME_TAIL = ["seed", "benchmark", "pass_at_1", "problems", "samples_per_problem", "train_steps", "steps_pct_epoch",
               "train_seconds", "eval_seconds", "device", "device_count", "device_hours", "train_usd", "eval_usd",
-              "total_usd", "checkpoint"]
+              "total_usd", "checkpoint", "prompts_per_step", "completions_per_step"]
 
 
 def load_frame(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
@@ -248,7 +265,8 @@ def load_frame(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
         kind, axes, cost = result["kind"], result.get("axes", {}), result["cost"]
         seed = spec.get("seed", axes.get("seed")) if kind == "trial" else None
         steps = checkpoint.step if kind == "trial" else 0
-        pct = steps_pct_epoch(spec, steps) if kind == "trial" else None
+        prompts, completions = global_batch(result, spec) if kind == "trial" else (None, None)
+        pct = steps_pct_epoch(spec, steps, prompts) if kind == "trial" else None
         for benchmark, value in checkpoint.pass_at_1.items():
             detail = result.get("benchmarks", {}).get(benchmark, {})
             rows.append({
@@ -261,6 +279,7 @@ def load_frame(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
                 "device": cost.get("device"), "device_count": cost.get("device_count"),
                 "device_hours": cost.get("device_hours"), "train_usd": cost.get("train_usd"),
                 "eval_usd": cost.get("eval_usd"), "total_usd": cost.get("total_usd"), "checkpoint": checkpoint.name,
+                "prompts_per_step": prompts, "completions_per_step": completions,
             })
     columns: list[pl.Series] = []
     for name in FRAME_COLUMNS:
@@ -271,7 +290,8 @@ def load_frame(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
               "samples_per_problem": pl.Int64, "train_steps": pl.Int64, "steps_pct_epoch": pl.Float64,
               "train_seconds": pl.Float64, "eval_seconds": pl.Float64, "device": pl.String,
               "device_count": pl.Int64, "device_hours": pl.Float64, "train_usd": pl.Float64,
-              "eval_usd": pl.Float64, "total_usd": pl.Float64, "checkpoint": pl.String}
+              "eval_usd": pl.Float64, "total_usd": pl.Float64, "checkpoint": pl.String,
+              "prompts_per_step": pl.Int64, "completions_per_step": pl.Int64}
     for name in FRAME_TAIL:
         columns.append(pl.Series(name, [r[name] for r in rows], dtype=schema[name]))
     return pl.DataFrame(columns)

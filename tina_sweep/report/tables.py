@@ -203,10 +203,25 @@ def which_note(which: str) -> str:
     return "the final checkpoint of each trial"
 
 
+def global_batch_note(frame: pl.DataFrame) -> str:
+    """The global batch the trials trained with (prompts and completions per optimizer step), for a caption."""
+    if "prompts_per_step" not in frame.columns:
+        return ""
+    trials = frame.filter((pl.col("kind") == "trial") & pl.col("prompts_per_step").is_not_null())
+    pairs = sorted(set(zip(trials["prompts_per_step"].to_list(), trials["completions_per_step"].to_list())),
+                   key=lambda pair: (pair[0], pair[1] or 0))
+    if not pairs:
+        return ""
+    texts = [f"{prompts} prompts" + (f" ({completions} completions)" if completions else "")
+             for prompts, completions in pairs]
+    return f"Global batch: {' or '.join(texts)} per optimizer step."
+
+
 def study_pass_at_1_table(summary: pl.DataFrame, info: StudyInfo, which: str = "final",
                           extra: list[tuple[Section, pl.DataFrame]] | None = None,
-                          confidence: float = 0.95) -> Table:
-    """The study's main table; ``extra`` adds sections of other summaries (published rows, say)."""
+                          confidence: float = 0.95, batch: str = "") -> Table:
+    """The study's main table; ``extra`` adds sections of other summaries (published rows, say); ``batch`` is the
+    global batch note (``global_batch_note``) for the caption."""
     sections = study_sections(summary, info)
     axes = [a for a in info.axes if a in summary.columns]
     keys = [(axis_name(a), a) for a in axes] or [("Arm", "label")]
@@ -218,8 +233,9 @@ def study_pass_at_1_table(summary: pl.DataFrame, info: StudyInfo, which: str = "
     caption = (f"Pass@1 (%) of study {info.name}" + (f" ({info.scale} scale)" if info.scale else "")
                + f" at {which_note(which)}; {seeds_note(summary)}. Avg is the mean over the "
                + (f"{len(benchmarks)} benchmarks shown" if len(benchmarks) > 1 else "one benchmark shown")
-               + f". {STEPS}: training steps x prompts per step / training-set size. "
-               f"Brackets: {100 * confidence:g}% bootstrap confidence interval (problems and seeds resampled). "
+               + f". {STEPS}: training steps x prompts per optimizer step / training-set size. "
+               + (f"{batch} " if batch else "")
+               + f"Brackets: {100 * confidence:g}% bootstrap confidence interval (problems and seeds resampled). "
                "Bold: best in its section.")
     return pass_at_1_table(combined, sections, keys=keys, name="pass_at_1", caption=caption, benchmarks=benchmarks)
 
