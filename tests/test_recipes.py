@@ -15,6 +15,7 @@ from tina_sweep.recipes import (DEVIATIONS, FIELDS, IMPLIED, RECIPE_TRIALS, comp
                                 parity_markdown, trial_for)
 from tina_sweep.rewards import reward_function, tina_cosine_params
 from tina_sweep.study import Study, load_study, resolve
+from tina_sweep.tina_source import quote
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted(load_recipes())
@@ -103,11 +104,13 @@ def test_grpo_config_kwargs_are_grpo_config_fields():
 
 # ------------------------------------------------------------------ prompts and chat template
 
-def test_tina_system_prompts_are_verbatim():
-    assert OPEN_RS_SYSTEM_PROMPT.startswith("\nA conversation between User and Assistant.")
-    assert "\\boxed{{}} ." in OPEN_RS_SYSTEM_PROMPT  # a plain string in Tina's code: the braces stay doubled
-    assert "respectively, \ni.e., <think>" in OPEN_RS_SYSTEM_PROMPT
-    assert OPEN_R1_SYSTEM_PROMPT.endswith("<answer>\\n...\\n</answer>\n")
+def test_tina_system_prompts_equal_the_quoted_source():
+    """Our constants against Tina's tina/utils/prompt.py as Python reads it (its \\n escapes are newlines)."""
+    for name, ours in (("OPEN_R1_SYSTEM_PROMPT", OPEN_R1_SYSTEM_PROMPT), ("OPEN_RS_SYSTEM_PROMPT", OPEN_RS_SYSTEM_PROMPT)):
+        theirs = quote(f"prompt.{name}").python_value()
+        assert ours == theirs, f"{name} differs from {quote(f'prompt.{name}').where}"
+    assert "<think>\n...\n</think>\n<answer>" in OPEN_R1_SYSTEM_PROMPT  # real newlines, not backslash + n
+    assert "\\n" not in OPEN_R1_SYSTEM_PROMPT
 
 
 def test_reason_chat_template_renders_deepseek_turns():
