@@ -230,7 +230,8 @@ def test_grpo_config_kwargs_are_grpo_config_fields():
 
 def test_tina_system_prompts_equal_the_quoted_source():
     """Our constants against Tina's tina/utils/prompt.py as Python reads it (its \\n escapes are newlines)."""
-    for name, ours in (("OPEN_R1_SYSTEM_PROMPT", OPEN_R1_SYSTEM_PROMPT), ("OPEN_RS_SYSTEM_PROMPT", OPEN_RS_SYSTEM_PROMPT)):
+    for name, ours in (("OPEN_R1_SYSTEM_PROMPT", OPEN_R1_SYSTEM_PROMPT),
+                       ("OPEN_RS_SYSTEM_PROMPT", OPEN_RS_SYSTEM_PROMPT)):
         theirs = quote(f"prompt.{name}").python_value()
         assert ours == theirs, f"{name} differs from {quote(f'prompt.{name}').where}"
     assert "<think>\n...\n</think>\n<answer>" in OPEN_R1_SYSTEM_PROMPT  # real newlines, not backslash + n
