@@ -5,7 +5,8 @@ Tina repository's recipe of each dataset (hub access needed for all but LIMR): t
 the data (rewards, completions per prompt, schedule horizon, checkpoint interval, system prompt), so each
 dataset carries its recipe's fields (``linked``). The "Open-RS (7k)" row of the paper is the open_rs2 recipe
 (format + accuracy, 6 completions): its published numbers are Tina-Open-RS2's. open_r1 and open_thoughts set no
-max_steps: one epoch, as their recipes. See docs/recipe_parity.md.
+max_steps: one epoch, as their recipes; the others stop at the step their recipe's comment names (LIMR: 180 of
+360). See docs/recipe_parity.md.
 """
 
 from tina_sweep import Study
@@ -25,25 +26,25 @@ study = Study(
     axes={"dataset.name": ["open_r1", "open_thoughts", "deepscaler", "still3", "open_s1", "open_rs", "limr"]},
     scales={
         "paper": {
-            "base": {"algorithm.name": "grpo", "lora.rank": 32},
+            "base": {"algorithm.name": "grpo", "lora.rank": 32, "training.stop_at_step": 180},  # LIMR's stop step
             "linked": {"dataset.name": {
                 # recipe open_r1 / thoughts: seven rewards, 8 completions, one epoch, checkpoints every 100 steps
                 "open_r1": {"algorithm.rewards": SEVEN_REWARDS, "algorithm.num_generations": 8,
-                            "training.max_steps": None, "training.save_steps": 100,
+                            "training.max_steps": None, "training.stop_at_step": None, "training.save_steps": 100,
                             "algorithm.vllm_max_model_length": None},
                 "open_thoughts": {"algorithm.rewards": SEVEN_REWARDS, "algorithm.num_generations": 8,
-                                  "training.max_steps": None, "training.save_steps": 100,
+                                  "training.max_steps": None, "training.stop_at_step": None, "training.save_steps": 100,
                                   "algorithm.vllm_gpu_memory_utilization": 0.6,
                                   "algorithm.vllm_max_model_length": None},
                 "deepscaler": {"algorithm.rewards": FORMAT_ACCURACY, "training.max_steps": 11000,
-                               "training.save_steps": 100},
+                               "training.stop_at_step": 5500, "training.save_steps": 100},
                 "still3": {"algorithm.rewards": [{"name": "length", "weight": 1.0},
                                                  {"name": "accuracy", "weight": 2.0}],
-                           "training.max_steps": 7500, "training.save_steps": 10},
+                           "training.max_steps": 7500, "training.stop_at_step": 3750, "training.save_steps": 10},
                 "open_s1": {"algorithm.rewards": FORMAT_ACCURACY, "training.max_steps": 5000,
-                            "training.save_steps": 100},
+                            "training.stop_at_step": 2400, "training.save_steps": 100},
                 "open_rs": {"algorithm.rewards": FORMAT_ACCURACY, "algorithm.num_generations": 6,
-                            "training.max_steps": 1500, "training.save_steps": 50,
+                            "training.max_steps": 1500, "training.stop_at_step": 850, "training.save_steps": 50,
                             "prompt.system": OPEN_RS_SYSTEM_PROMPT},
                 "limr": {},  # the paper preset is the LIMR recipe
             }},

@@ -2,6 +2,7 @@
 
 At paper scale the three trials are the Tina repository's limr_small_lr_ablation, limr and
 limr_large_lr_ablation recipes, which differ only in the learning rate (the paper preset is the LIMR recipe).
+Each trains 180 of its 360-step schedule, as the recipes say ("use 360 for lr scheduler but stop at 180 steps").
 """
 
 from tina_sweep import Study
@@ -11,7 +12,8 @@ study = Study(
     description="Learning-rate ablation at fixed LoRA rank",
     axes={"training.learning_rate": [5e-7, 1e-6, 5e-6]},
     scales={
-        "paper": {"base": {"dataset.name": "limr", "algorithm.name": "grpo", "lora.rank": 32}},
+        "paper": {"base": {"dataset.name": "limr", "algorithm.name": "grpo", "lora.rank": 32,
+                           "training.stop_at_step": 180}},
         "cpu": {"axes": {"training.learning_rate": [5e-5, 2e-4, 5e-4]}},
         "smoke": {"axes": {"training.learning_rate": [1e-3, 1e-2]}},
     },

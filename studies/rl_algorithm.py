@@ -1,7 +1,7 @@
 """Tina's RL-algorithm ablation: GRPO vs Dr.GRPO (paper: Open-RS, LoRA rank 32, lr 1e-6).
 
 At paper scale both arms run the Tina repository's open_rs3 recipe (open-rs, format + cosine rewards with
-cosine_max_len 3584, 6 completions, 1500-step horizon, checkpoints every 50 steps).
+cosine_max_len 3584, 6 completions, 1500-step horizon stopped at step 850, checkpoints every 50 steps).
 
 What the published Dr.GRPO row ran: its recipe (open_rs3_drgrpo_ablation) differs from open_rs3 only by
 `scale_reward: false`, a misspelling of the trainer's `scale_rewards`; TRL's parser dropped the unknown key, so
@@ -25,5 +25,6 @@ study = Study(
         "dataset.name": "open_rs", "lora.rank": 32, "prompt.system": OPEN_RS_SYSTEM_PROMPT,
         "algorithm.rewards": [{"name": "format", "weight": 1.0},
                               {"name": "cosine", "weight": 2.0, "params": tina_cosine_params(3584)}],
-        "algorithm.num_generations": 6, "training.max_steps": 1500, "training.save_steps": 50}}},
+        "algorithm.num_generations": 6, "training.max_steps": 1500, "training.stop_at_step": 850,
+        "training.save_steps": 50}}},
 )

@@ -11,8 +11,13 @@ to run at all, each stated where it is set:
   [100, 4000] per problem and stated in the system prompt, as its make_conv_for_grpo_l1.
 - long_completion: its recipe caps vLLM at max_model_len 4608 while asking for 8,960-token completions, which
   vLLM cannot produce past that cap; we raise the cap to 512 + 8960 = 9472 (the recipe's max prompt length plus
-  its completion length) so the ablation tests what it is named for. Its cosine reward keeps the default
-  max_len 1000: the train script passes 3584 only to open_rs3, its Dr.GRPO ablation, open_r1 and thoughts.
+  its completion length) so the ablation tests what it is named for. Its cosine reward uses max_len 3584: the
+  repository's long-completion launch script (scripts/train/post_train_model_grpo_long_completion.sh:49 @ b490b48)
+  passes --cosine_max_len 3584 to every run. That script trains on 2 processes and gives vLLM a third GPU of its
+  own at the recipe's 0.7 memory share; we keep vLLM colocated on the training GPU (docs/recipe_parity.md).
+
+Every recipe stops at the step its file's comment names ("use 1500 for lr scheduler but stop at 850 steps");
+these six files are not in the quote store, so their stop steps come from tina_sweep/data/reference/tina_recipes.csv.
 """
 
 from tina_sweep import Study
@@ -21,8 +26,9 @@ from tina_sweep.rewards import tina_cosine_params
 
 FORMAT_ACCURACY = [{"name": "format", "weight": 1.0}, {"name": "accuracy", "weight": 2.0}]
 OPEN_RS3 = {"dataset.name": "open_rs", "algorithm.num_generations": 6, "training.max_steps": 1500,
-            "training.save_steps": 50, "prompt.system": OPEN_RS_SYSTEM_PROMPT}
-L1 = {"dataset.name": "deepscaler", "training.max_steps": 11000, "training.save_steps": 100,
+            "training.stop_at_step": 850, "training.save_steps": 50, "prompt.system": OPEN_RS_SYSTEM_PROMPT}
+L1 = {"dataset.name": "deepscaler", "training.max_steps": 11000, "training.stop_at_step": 5500,
+      "training.save_steps": 100,
       "prompt.target_length_range": [100, 4000]}
 
 study = Study(
@@ -36,13 +42,15 @@ study = Study(
             {"name": "length", "weight": 1.0}, {"name": "reasoning_steps", "weight": 1.0},
             {"name": "repetition_penalty", "weight": 1.0}]},
         "open_rs3_long_completion_ablation": {"algorithm.rewards": [
-            {"name": "format", "weight": 1.0}, {"name": "cosine", "weight": 2.0, "params": tina_cosine_params(1000)}]},
+            {"name": "format", "weight": 1.0}, {"name": "cosine", "weight": 2.0, "params": tina_cosine_params(3584)}]},
     }},
     scales={
         "paper": {"linked": {"recipe": {
-            "2thought": {"dataset.name": "ii_thought", "training.max_steps": 13320, "training.save_steps": 100,
+            "2thought": {"dataset.name": "ii_thought", "training.max_steps": 13320, "training.stop_at_step": 6660,
+                         "training.save_steps": 100,
                          "algorithm.rewards": FORMAT_ACCURACY},
-            "fastcurl": {"dataset.name": "fastcurl", "training.max_steps": 11000, "training.save_steps": 100,
+            "fastcurl": {"dataset.name": "fastcurl", "training.max_steps": 11000, "training.stop_at_step": 5500,
+                         "training.save_steps": 100,
                          "algorithm.rewards": FORMAT_ACCURACY},
             "l1_exact": {**L1, "algorithm.rewards": [{"name": "length_l1_exact", "weight": 1.0}]},
             "l1_max": {**L1, "algorithm.rewards": [{"name": "length_l1_max", "weight": 1.0}]},

@@ -6,7 +6,8 @@ rewards, completions per prompt, schedule horizon, checkpoint interval and syste
 its recipe's fields (``linked``); the paper preset supplies the rest (LoRA rank 32 / alpha 128, lr 1e-6 with
 cosine_with_min_lr, temperature 0.7, beta 0.04, vLLM rollouts). Open-RS2 and Open-RS3 train on the same set
 (knoveleng/open-rs) with different rewards. The paper stops each run early and reports its best checkpoint
-(``--eval-checkpoints``); ``max_steps`` is the recipe's scheduler horizon. See docs/recipe_parity.md.
+(``--eval-checkpoints``); ``max_steps`` is the recipe's scheduler horizon and ``stop_at_step`` the step its
+comment says training stopped at ("use 1500 for lr scheduler but stop at 850 steps"). See docs/recipe_parity.md.
 
 At cpu and smoke scale only the two reward families (format + accuracy, format + cosine) run, on the
 offline arithmetic task: a plumbing check, not the science.
@@ -28,16 +29,21 @@ study = Study(
                        "open_rs3": {"algorithm.rewards": FORMAT_COSINE}}},
     scales={
         "paper": {"linked": {"recipe": {
-            "still": {"dataset.name": "still3", "training.max_steps": 7500, "training.save_steps": 10,
+            "still": {"dataset.name": "still3", "training.max_steps": 7500, "training.stop_at_step": 3750,
+                      "training.save_steps": 10,
                       "algorithm.rewards": [{"name": "length", "weight": 1.0}, {"name": "accuracy", "weight": 2.0}]},
-            "deepscaler": {"dataset.name": "deepscaler", "training.max_steps": 11000, "training.save_steps": 100,
+            "deepscaler": {"dataset.name": "deepscaler", "training.max_steps": 11000, "training.stop_at_step": 5500,
+                           "training.save_steps": 100,
                            "algorithm.rewards": FORMAT_ACCURACY},
-            "open_rs1": {"dataset.name": "open_s1", "training.max_steps": 5000, "training.save_steps": 100,
+            "open_rs1": {"dataset.name": "open_s1", "training.max_steps": 5000, "training.stop_at_step": 2400,
+                         "training.save_steps": 100,
                          "algorithm.rewards": FORMAT_ACCURACY},
             "open_rs2": {"dataset.name": "open_rs", "algorithm.num_generations": 6, "training.max_steps": 1500,
-                         "training.save_steps": 50, "prompt.system": OPEN_RS_SYSTEM_PROMPT},
+                         "training.stop_at_step": 850, "training.save_steps": 50,
+                         "prompt.system": OPEN_RS_SYSTEM_PROMPT},
             "open_rs3": {"dataset.name": "open_rs", "algorithm.num_generations": 6, "training.max_steps": 1500,
-                         "training.save_steps": 50, "prompt.system": OPEN_RS_SYSTEM_PROMPT},
+                         "training.stop_at_step": 850, "training.save_steps": 50,
+                         "prompt.system": OPEN_RS_SYSTEM_PROMPT},
         }}},
         "cpu": {"axes": {"recipe": ["open_rs2", "open_rs3"]}},
         "smoke": {"axes": {"recipe": ["open_rs2", "open_rs3"]}},

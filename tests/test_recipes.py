@@ -1,67 +1,192 @@
-"""Recipe parity: every field of Tina's 21 recipes against the studies' resolved paper-scale trials, the rewards
-the recipes use, linked axis values in studies, and the generated docs/recipe_parity.md."""
+"""Recipe parity: every field of Tina's 21 recipes against the studies' resolved paper-scale trials, with Tina's
+values read from quotes of its own files (tina_sweep.tina_source), the rewards the recipes use, linked axis values
+in studies, and the generated docs/recipe_parity.md."""
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
 
+from tina_sweep import recipes
 from tina_sweep.config import ConfigError, RewardSpec, TrialSpec
+from tina_sweep.data import TRAINING_SETS, DataError, load_source
 from tina_sweep.prompts import (DEEPSEEK_R1_REASON_TEMPLATE, OPEN_R1_SYSTEM_PROMPT, OPEN_RS_SYSTEM_PROMPT,
                                 chat_messages)
-from tina_sweep.recipes import (DEVIATIONS, FIELDS, IMPLIED, RECIPE_TRIALS, compare, gpu_config, load_recipes,
-                                parity_markdown, trial_for)
+from tina_sweep.recipes import (DEVIATIONS, FIELDS, KNOWN_ERA_DIFFERENCES, RECIPE_TRIALS, compare, era_differences,
+                                gpu_config, latest_era_recipes, load_recipes, paper_era_recipes, parity_markdown,
+                                tina_columns, trial_for)
 from tina_sweep.rewards import reward_function, tina_cosine_params
 from tina_sweep.study import Study, load_study, resolve
+from tina_sweep.tina_source import PAPER_ERA_COMMIT, quote
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted(load_recipes())
+STOP = re.compile(r"^max_steps: (\d+) # use \1 for lr scheduler but stop at (\d+) steps$", re.M)
 
 
-def test_the_csv_has_21_recipes_and_each_runs_somewhere():
-    assert len(RECIPES) == 21
+def _trials(recipe: str):
+    return [trial_for(study, point) for study, point in RECIPE_TRIALS[recipe]]
+
+
+def test_the_csv_has_the_latest_eras_21_recipes_and_each_runs_somewhere():
+    assert len(RECIPES) == 21 and sorted(latest_era_recipes()) == RECIPES  # the latest launch script's list
+    assert len(paper_era_recipes()) == 15 and set(paper_era_recipes()) < set(RECIPES)
     assert sorted(RECIPE_TRIALS) == RECIPES
-    for recipe, places in RECIPE_TRIALS.items():
-        for study, point in places:
-            trial_for(study, point)  # exactly one paper-scale trial
+    for recipe in RECIPES:
+        _trials(recipe)  # exactly one paper-scale trial at each place
 
 
-def test_every_csv_column_is_mapped():
-    columns = set(next(iter(load_recipes().values())))
-    mapped = {f.column for f in FIELDS} | {"recipe", "dataset_key"}
-    assert columns == mapped
+def test_paper_era_recipes_are_quoted_whole_at_the_paper_commit():
+    for recipe in paper_era_recipes():
+        item = quote(f"recipe.{recipe}")
+        assert item.file == f"recipes/DeepSeek-R1-Distill-Qwen-1.5B/grpo/model_curated_{recipe}.yaml"
+        assert item.first_line == 1 and item.yaml_value()["model_post_train_dataset_name"] == f"curated_{recipe}"
+        # still is stored only at e16606f, an earlier paper-era commit
+        assert item.commit == PAPER_ERA_COMMIT or (recipe == "still" and item.commit.startswith("e16606f"))
+
+
+def test_every_csv_column_is_a_compared_field():
+    columns = set(next(iter(load_recipes().values()))) - {"recipe", "dataset_key"}
+    names = {f.name for f in FIELDS}
+    assert {"stop step" if c == "stop_at_step" else c for c in columns} <= names
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
-def test_recipe_values_match_the_trials(recipe):
+def test_recipe_values_match_the_trials_and_every_difference_has_a_reason(recipe):
     comparisons = compare(recipe)
-    assert len(comparisons) == len(RECIPE_TRIALS[recipe]) * (len(FIELDS) + len(IMPLIED))
-    wrong = [(c.study, c.field, c.theirs, c.ours) for c in comparisons if not c.ok]
-    assert not wrong
+    assert len(comparisons) >= len(RECIPE_TRIALS[recipe]) * (len(FIELDS) - 3)  # all but cosine/repetition rows
+    assert not [(c.study, c.field, c.expected, c.ours) for c in comparisons if not c.ok]
+    assert not [(c.field, c.theirs, c.ours) for c in comparisons if c.differs and not c.deviation]
 
 
 def test_each_deviation_is_a_real_difference():
-    for (recipe, column), (ours, why) in DEVIATIONS.items():
-        recipes = RECIPES if recipe == "*" else [recipe]
-        for name in recipes:
-            for c in compare(name):
-                if c.field == column:
-                    assert c.deviation == why
-                    assert c.ours == ours
-                    assert c.theirs != ours, (name, column)  # a deviation that is not one would be stale
+    seen = set()
+    for (recipe, name), (ours, why) in DEVIATIONS.items():
+        for each in (RECIPES if recipe == "*" else [recipe]):
+            for c in compare(each):
+                if c.field == name and c.deviation == why:
+                    seen.add((recipe, name))
+                    assert recipes._same(c.ours, ours) and not recipes._same(c.theirs, ours), (each, name)
+    assert seen == set(DEVIATIONS)  # a deviation no comparison uses would be stale
+
+
+def test_the_generator_refuses_a_difference_without_a_reason(monkeypatch):
+    monkeypatch.delitem(DEVIATIONS, ("open_rs3_long_completion_ablation", "vllm_max_model_len"))
+    with pytest.raises(ValueError, match="vllm_max_model_len differs from Tina's .* no reason"):
+        parity_markdown()
 
 
 def test_a_recipe_in_several_studies_is_one_trial_spec():
-    for recipe, places in RECIPE_TRIALS.items():
-        hashes = {trial_for(study, point).spec.trial_hash() for study, point in places}
-        assert len(hashes) == 1, recipe
+    for recipe in RECIPES:
+        assert len({t.spec.trial_hash() for t in _trials(recipe)}) == 1, recipe
 
 
 def test_parity_doc_is_current():
     assert (REPO / "docs" / "recipe_parity.md").read_text() == parity_markdown(), \
         "regenerate: python -m tina_sweep.recipes > docs/recipe_parity.md"
+
+
+def test_parity_doc_has_one_table_per_recipe_citing_commits():
+    text = (REPO / "docs" / "recipe_parity.md").read_text()
+    for recipe in RECIPES:
+        assert f"### {recipe}\n" in text
+    assert text.count("| field | Tina | Tina's source | ours | our field | difference |") == 21
+    assert "@ 077329b" in text and "@ b490b48" in text and "@ e16606f" in text
+
+
+# ------------------------------------------------------------------ issue 12: the values read from Tina's quotes
+
+def test_stop_steps_are_the_recipe_comments():
+    """Item 5: each trial stops where its recipe's comment says; the schedule's horizon stays max_steps."""
+    for recipe in RECIPES:
+        if recipe in paper_era_recipes():
+            text = quote(f"recipe.{recipe}").text
+            found = STOP.search(text)
+            stop = int(found.group(2)) if found else None
+            assert found or "max_steps:" not in text, recipe  # a max_steps line always carries its stop comment
+        else:
+            stop = int(load_recipes()[recipe]["stop_at_step"] or 0) or None
+        for trial in _trials(recipe):
+            assert trial.spec.training.stop_at_step == stop, (recipe, trial.trial_id)
+    assert STOP.search(quote("recipe.open_rs3").text).group(2) == "850"
+    assert trial_for("tina_main", {"recipe": "open_rs3"}).spec.training.max_steps == 1500
+
+
+def test_cosine_max_len_follows_the_launch_scripts():
+    """Item 4: --cosine_max_len 3584 for the recipes the launch scripts name, and the long-completion script's."""
+    paper_if = quote("launch.paper.launch").text.split("\n")[0]
+    named = set(re.findall(r'"curated_(\w+)"', paper_if))
+    assert named == {"thoughts", "open_r1", "open_rs3", "open_rs3_drgrpo_ablation"}
+    assert "--cosine_max_len 3584" in quote("launch.paper.launch").text.split("else")[0]
+    assert "--cosine_max_len 3584" in quote("launch.long_completion.launch").text
+    named.add("open_rs3_long_completion_ablation")
+    for recipe in RECIPES:
+        if "cosine" in load_recipes()[recipe]["reward_funcs"].split():
+            want = 3584 if recipe in named else 1000
+            for trial in _trials(recipe):
+                params = next(r.params for r in trial.spec.algorithm.rewards if r.name == "cosine")
+                assert params["max_len"] == want, recipe
+    extra = (REPO / "studies/tina_extra.py").read_text()
+    assert "--cosine_max_len 3584" in extra and "keeps the default" not in extra
+
+
+def test_long_completion_vllm_runs_on_its_own_gpu_in_tina():
+    text = quote("launch.long_completion.gpus").text
+    assert "GRPO_GPU_COUNT=$(($GPU_COUNT - 1))" in text and "1 GPU for VLLM" in text
+    assert recipes.training_processes("open_rs3_long_completion_ablation")[0] == 2
+    assert ("open_rs3_long_completion_ablation", "vLLM rollouts") in DEVIATIONS
+
+
+def test_global_batch_is_computed_from_the_launch_scripts():
+    assert "CUDA_VISIBLE_DEVICES=0,1" in quote("launch.paper.devices").text
+    assert '--num_processes="${GPU_COUNT}"' in quote("launch.paper.launch").text
+    theirs = recipes.tina_values("open_rs3")["global batch (prompts per optimizer step)"].value
+    assert theirs == 6 * 4 * 2 // 6 == 8
+
+
+def test_gold_columns_follow_tinas_column_rules():
+    """Item 7: for every training set, the columns Tina's quoted grpo.py reads equal our catalog's."""
+    assert tina_columns("curated_x", ("question", "answer")) == ("question", "answer")
+    assert tina_columns("curated_x", ("prompt", "answer")) == ("prompt", "answer")
+    assert tina_columns("curated_x", ("problem", "solution", "answer")) == ("problem", "solution")
+    assert tina_columns("curated_deepscaler", ("problem", "answer", "solution")) == ("problem", "answer")
+    checked = []
+    for name, source in TRAINING_SETS.items():
+        if not source.columns:
+            continue
+        key = "curated_2thought" if name == "ii_thought" else f"curated_{name}"
+        assert tina_columns(key, source.columns) == (source.question_field, source.answer_field), name
+        rule = quote("grpo.columns_2thought" if name == "ii_thought" else "grpo.columns").where
+        assert rule in source.columns_note, name
+        if source.answer_field == "solution":
+            assert source.answer_format == "boxed", name
+        checked.append(name)
+    hubs = {s.location for s in TRAINING_SETS.values() if s.kind == "hub"}
+    in_tina_map = set(quote("constant.dataset_map").python_value().values()) | {
+        "Intelligent-Internet/II-Thought-RL-v0-Math-50K"}
+    assert {TRAINING_SETS[n].location for n in checked} | {"GAIR/LIMR"} >= hubs & in_tina_map
+    assert TRAINING_SETS["open_thoughts"].answer_field == "solution"
+
+
+def test_a_solution_gold_is_its_boxed_answer(monkeypatch):
+    rows = [{"problem": "p1", "solution": "so \\boxed{3} then \\boxed{\\frac{1}{2}}"},
+            {"problem": "p2", "solution": "no box here"}, {"problem": "p3", "solution": "\\boxed{7}."}]
+    monkeypatch.setattr("tina_sweep.data._load_hub", lambda source: rows)
+    problems = load_source(TRAINING_SETS["open_thoughts"])
+    assert [(p.question, p.answers) for p in problems] == [("p1", ("\\frac{1}{2}",)), ("p3", ("7",))]
+    monkeypatch.setattr("tina_sweep.data._load_hub", lambda source: [{"problem": "p"}])
+    with pytest.raises(DataError, match="has no field 'solution'"):
+        load_source(TRAINING_SETS["open_thoughts"])
+
+
+def test_the_csv_agrees_with_the_paper_era_quotes_but_for_known_era_differences():
+    """Item 10: the CSV is our transcription of the latest era; for the 15 recipes both eras have it equals the
+    paper-era quotes field by field, except where KNOWN_ERA_DIFFERENCES says why."""
+    assert set(era_differences()) == set(KNOWN_ERA_DIFFERENCES)
+    assert era_differences()[("still", "save_steps")] == (quote("recipe.still").yaml_value()["save_steps"], 10)
 
 
 def test_spot_values_read_from_the_trials():
@@ -103,11 +228,14 @@ def test_grpo_config_kwargs_are_grpo_config_fields():
 
 # ------------------------------------------------------------------ prompts and chat template
 
-def test_tina_system_prompts_are_verbatim():
-    assert OPEN_RS_SYSTEM_PROMPT.startswith("\nA conversation between User and Assistant.")
-    assert "\\boxed{{}} ." in OPEN_RS_SYSTEM_PROMPT  # a plain string in Tina's code: the braces stay doubled
-    assert "respectively, \ni.e., <think>" in OPEN_RS_SYSTEM_PROMPT
-    assert OPEN_R1_SYSTEM_PROMPT.endswith("<answer>\\n...\\n</answer>\n")
+def test_tina_system_prompts_equal_the_quoted_source():
+    """Our constants against Tina's tina/utils/prompt.py as Python reads it (its \\n escapes are newlines)."""
+    for name, ours in (("OPEN_R1_SYSTEM_PROMPT", OPEN_R1_SYSTEM_PROMPT),
+                       ("OPEN_RS_SYSTEM_PROMPT", OPEN_RS_SYSTEM_PROMPT)):
+        theirs = quote(f"prompt.{name}").python_value()
+        assert ours == theirs, f"{name} differs from {quote(f'prompt.{name}').where}"
+    assert "<think>\n...\n</think>\n<answer>" in OPEN_R1_SYSTEM_PROMPT  # real newlines, not backslash + n
+    assert "\\n" not in OPEN_R1_SYSTEM_PROMPT
 
 
 def test_reason_chat_template_renders_deepseek_turns():

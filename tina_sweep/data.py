@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-AnswerFormat = Literal["plain", "gsm8k", "list"]
+AnswerFormat = Literal["plain", "gsm8k", "list", "boxed"]  # boxed: the last \boxed{} of a worked solution
 
 
 class DataError(ValueError):
@@ -48,6 +48,12 @@ class Source:
     split: str = "train"
     hub_config: str | None = None
     description: str = ""
+    # Training sets of Tina's recipes: which of the columns its training script looks at (problem, question, prompt,
+    # solution, answer, messages, verification_info) the set has (a bundled file's fields; a hub set's columns as its
+    # dataset card lists them, not checked offline); tina_sweep.recipes derives Tina's question and gold column
+    # from these by running its quoted column rules, and tests/test_recipes.py compares them with ours.
+    columns: tuple[str, ...] = ()
+    columns_note: str = ""  # where the question and gold columns come from (Tina's file:line @ commit)
 
 
 BENCHMARKS: dict[str, Source] = {s.name: s for s in [
@@ -66,22 +72,47 @@ BENCHMARKS: dict[str, Source] = {s.name: s for s in [
            description="GPQA-Diamond (gated, hub only: its authors ask that it not be posted in plain text)"),
 ]}
 
+# The question and gold column of every set Tina trains on follow its training script: a set's own `solution`
+# column when it has one (a worked solution: its boxed answer is the gold), else its `answer` column; DeepScaleR's
+# `answer`; II-Thought's verification_info (tina/post_train_hf/grpo.py:96-122 @ e16606f, :142-157 @ 3135405).
+_TINA_COLUMNS = "tina/post_train_hf/grpo.py:96-122 @ e16606f"
 TRAINING_SETS: dict[str, Source] = {s.name: s for s in [
     Source("arithmetic", "generated", "arithmetic:train", description="seeded two-operand arithmetic (CPU scale)"),
-    Source("limr", "bundled", "train/limr.jsonl", description="LIMR, 1389 problems (GAIR-NLP/LIMR)"),
+    Source("limr", "bundled", "train/limr.jsonl", description="LIMR, 1389 problems (GAIR-NLP/LIMR)",
+           columns=("problem", "answer"),
+           columns_note=f"problem / answer ({_TINA_COLUMNS}: no solution column, so answer is the gold)"),
     Source("gsm8k_train", "bundled", "train/gsm8k_train.jsonl", "question", answer_format="gsm8k",
            description="GSM8K train, 7473 problems"),
     Source("aime_1983_2023", "bundled", "train/aime_1983_2023.json", description="AIME 1983-2023, 975 problems"),
-    Source("deepscaler", "hub", "agentica-org/DeepScaleR-Preview-Dataset", description="DeepScaleR, 40.3k"),
-    Source("still3", "hub", "RUC-AIBOX/STILL-3-Preview-RL-Data", "question", description="STILL-3, 33k"),
-    Source("open_rs", "hub", "knoveleng/open-rs", description="Open-RS, 7k"),
-    Source("open_s1", "hub", "knoveleng/open-s1", description="Open-S1, 18.6k"),
-    Source("open_r1", "hub", "open-r1/OpenR1-Math-220k", hub_config="default", description="OpenR1-Math, 93.7k"),
-    Source("open_thoughts", "hub", "bethgelab/CuratedThoughts", hub_config="OpenThoughts-114k-math-default",
-           description="OpenThoughts (CuratedThoughts), 66.1k"),
+    Source("deepscaler", "hub", "agentica-org/DeepScaleR-Preview-Dataset", description="DeepScaleR, 40.3k",
+           columns=("problem", "answer", "solution"),
+           columns_note=f"problem / answer ({_TINA_COLUMNS}: DeepScaleR's answer, its solution set aside)"),
+    Source("still3", "hub", "RUC-AIBOX/STILL-3-Preview-RL-Data", "question", description="STILL-3, 33k",
+           columns=("question", "answer"),
+           columns_note=f"question / answer ({_TINA_COLUMNS}: no solution column)"),
+    Source("open_rs", "hub", "knoveleng/open-rs", answer_field="solution", answer_format="boxed",
+           description="Open-RS, 7k", columns=("problem", "solution", "answer"),
+           columns_note=f"problem / solution's boxed answer ({_TINA_COLUMNS}: the set has a solution column)"),
+    Source("open_s1", "hub", "knoveleng/open-s1", answer_field="solution", answer_format="boxed",
+           description="Open-S1, 18.6k", columns=("problem", "solution", "answer", "messages"),
+           columns_note=f"problem / solution's boxed answer ({_TINA_COLUMNS}: the set has a solution column)"),
+    Source("open_r1", "hub", "open-r1/OpenR1-Math-220k", answer_field="solution", answer_format="boxed",
+           hub_config="default", description="OpenR1-Math, 93.7k",
+           columns=("problem", "solution", "answer", "messages"),
+           columns_note=f"problem / solution's boxed answer ({_TINA_COLUMNS}: the set has a solution column)"),
+    Source("open_thoughts", "hub", "bethgelab/CuratedThoughts", answer_field="solution", answer_format="boxed",
+           hub_config="OpenThoughts-114k-math-default", description="OpenThoughts (CuratedThoughts), 66.1k",
+           columns=("problem", "solution", "messages"),
+           columns_note=f"problem / solution's boxed answer ({_TINA_COLUMNS}: the set has a solution column and "
+                        "no answer column)"),
     Source("ii_thought", "hub", "Intelligent-Internet/II-Thought-RL-v0-Math-50K", "messages", "verification_info",
-           description="II-Thought math, 50k (question: first message; answer: verification_info's answer.value)"),
-    Source("fastcurl", "hub", "Nickyang/FastCuRL", description="FastCuRL, 80.6k (Tina's recipe 'fastcurl')"),
+           description="II-Thought math, 50k (question: first message; answer: verification_info's answer.value)",
+           columns=("messages", "verification_info"),
+           columns_note="messages[0].content / verification_info's answer.value "
+                        "(tina/post_train_hf/grpo.py:142-157 @ 3135405)"),
+    Source("fastcurl", "hub", "Nickyang/FastCuRL", description="FastCuRL, 80.6k (Tina's recipe 'fastcurl')",
+           columns_note="problem / answer: not in Tina's dataset map (its line is commented out), so Tina names "
+                        "no columns for it"),
 ]}
 
 
@@ -146,6 +177,11 @@ def gold_answers(raw: object, answer_format: AnswerFormat) -> tuple[str, ...]:
         return tuple(str(a).strip() for a in raw)
     if raw is None or str(raw).strip() == "":
         raise ValueError("empty answer")
+    if answer_format == "boxed":
+        boxed = _boxed_answer(raw)
+        if boxed is None:
+            raise ValueError(f"no \\boxed{{}} answer in {str(raw)[-60:]!r}")
+        return (boxed,)
     if answer_format == "gsm8k":
         match = re.search(r"####\s*(.+?)\s*$", str(raw))
         if not match:
@@ -248,6 +284,29 @@ def _load_hub(source: Source) -> list[dict]:
     return [dict(row) for row in dataset]
 
 
+def _boxed_answer(raw: object) -> str | None:
+    """The last non-empty ``\\boxed{}`` of a worked solution (what math-verify's boxed match finds in Tina's gold)."""
+    from tina_sweep.grading import last_boxed
+
+    boxed = last_boxed(str(raw)) if isinstance(raw, str) else None
+    return boxed.strip() if boxed and boxed.strip() else None
+
+
+def _rows_with_boxed_gold(rows: list[dict], places: list[str] | None,
+                          source: Source) -> tuple[list[dict], list[str] | None]:
+    """Drop the rows whose solution has no boxed answer, with one warning line: Tina's rewards skipped them (a gold
+    math-verify cannot parse gives no accuracy reward), so they carry no correctness signal."""
+    keep = [i for i, row in enumerate(rows)
+            if not isinstance(row, dict) or source.answer_field not in row or _boxed_answer(row[source.answer_field])]
+    if len(keep) < len(rows):
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s: %d of %d rows have no \\boxed{} answer in %r and are left out", source.name,
+            len(rows) - len(keep), len(rows), source.answer_field)
+    return [rows[i] for i in keep], ([places[i] for i in keep] if places else places)
+
+
 def ii_thought_row(row: dict) -> dict:
     """II-Thought keeps the question as a chat (``messages[0].content``) and the answer inside a JSON string
     (``verification_info`` -> ``answer.value``), as Tina's grpo.py reads them."""
@@ -265,6 +324,8 @@ def load_source(source: Source, *, count: int | None = None, seed: int = 0) -> l
         (_load_hub(source), None)
     if source.name == "ii_thought":
         rows = [ii_thought_row(row) for row in rows]
+    if source.answer_format == "boxed":
+        rows, places = _rows_with_boxed_gold(rows, places, source)
     return rows_to_problems(rows, source.name, source.question_field, source.answer_field, source.answer_format,
                             places)
 

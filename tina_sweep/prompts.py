@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from tina_sweep.config import PromptSpec
 
-# tina/utils/prompt.py (Tina). Plain (not f-) strings there, so `\\boxed{{}}` reaches the model as `\boxed{{}}`,
-# doubled braces included, and each prompt starts and ends with a newline; kept byte for byte.
+# tina/utils/prompt.py:4-17 @ e16606f (Tina). Plain (neither raw nor f-) strings there, written the same way here:
+# each `\n` of the R1 prompt's format line is a real newline, `\\boxed{{}}` reaches the model as `\boxed{{}}`
+# (doubled braces included: it is never formatted), and each prompt starts and ends with a newline.
+# tests/test_recipes.py compares both with the quoted source (tina_sweep.tina_source).
 OPEN_R1_SYSTEM_PROMPT = """
 You are a helpful AI Assistant that provides well-reasoned and detailed responses.
 You first think about the reasoning process as an internal monologue and then provide the user with the answer.
-Respond in the following format: <think>\\n...\\n</think>\\n<answer>\\n...\\n</answer>
+Respond in the following format: <think>\n...\n</think>\n<answer>\n...\n</answer>
 """
 
 OPEN_RS_SYSTEM_PROMPT = """
@@ -34,9 +36,11 @@ TINA_MATH_QUERY_TEMPLATE = (
     "answering.\n\n{question}"
 )
 
-# REASON_CHAT_TEMPLATE of tina/utils/chat_template.py (Tina), which its grpo.py sets on the tokenizer. That file is
-# not in our reference copy of the repository; this text is the one two derivative repositories carry verbatim
-# under the same name beside Tina's DEFAULT_CHAT_TEMPLATE. It is DeepSeek-R1's
+# REASON_CHAT_TEMPLATE of tina/utils/chat_template.py (Tina), which its grpo.py sets on the tokenizer
+# (tina/post_train_hf/grpo.py:88 @ e16606f). That file is in Tina's repository in both eras (grpo.py imports it from
+# there), but the stored copy of the repository we quote from (tina_sweep/data/reference/tina_source) holds no
+# version of it, so this text is not compared with Tina's own: it is the text derivative repositories carry
+# verbatim under the same name beside Tina's DEFAULT_CHAT_TEMPLATE. It is DeepSeek-R1's
 # chat template (system prompt first, <｜User｜>/<｜Assistant｜> turns) whose generation prompt is a bare
 # '<｜Assistant｜>' (the distilled model's current template appends '<think>\n'), so the model writes the opening
 # think tag itself -- which the tag_count reward counts.
