@@ -14,6 +14,7 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import model_serializer
 
 
 def _positive_int(value: int) -> int:
@@ -251,6 +252,26 @@ class EvalSpec(Spec):
         0.7, description="vllm/lighteval: the share of GPU memory the evaluation engine may take")
     check_adapters: bool = Field(True, description="vllm: once per study, check that an adapter's greedy outputs "
                                                    "differ from the base model's and match a merged copy's")
+    grader: str = Field("strict", description="strict (the last \\boxed{} only, a number literal for a numeric "
+                                              "gold); math_verify (the paper's: Tina's LightEval math-verify "
+                                              "extraction). The lighteval backend always grades with LightEval's")
+
+    @field_validator("grader")
+    @classmethod
+    def _known_grader(cls, grader: str) -> str:
+        from tina_sweep.grading import GRADERS
+
+        if grader not in GRADERS:
+            raise ValueError(f"must be one of {', '.join(GRADERS)}")
+        return grader
+
+    @model_serializer(mode="wrap")
+    def _without_default_grader(self, handler) -> dict:
+        """The default grader is left out of the dump, so specs written before ``grader`` existed keep their hash."""
+        data = handler(self)
+        if data.get("grader") == "strict":
+            del data["grader"]
+        return data
 
     @field_validator("benchmarks")
     @classmethod

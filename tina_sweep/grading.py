@@ -115,3 +115,135 @@ def grade_answer(prediction: str | None, golds: list[str]) -> bool:
 def grade(completion: str, golds: list[str]) -> bool:
     """Grade a completion: its last box against the accepted gold answers."""
     return grade_answer(last_boxed(completion), golds)
+
+
+# ---------------------------------------------------------------- graders
+
+GRADERS = ("strict", "math_verify")
+
+
+def check_grader(name: str) -> str:
+    """``name`` if it is a known grader, else a one-line ValueError."""
+    if name not in GRADERS:
+        raise ValueError(f"grader: must be one of {', '.join(GRADERS)}, got {name!r}")
+    return name
+
+
+# ---------------------------------------------------------------- multiple choice, strict
+
+# Where the strict grader reads a letter: a statement of the answer ("Answer: C", "**Answer:** $C$", "the answer
+# is (C)"), a box (\boxed{C}, \boxed{\text{C}}, \boxed{(C)}), or a last line that is the letter alone ("(C)",
+# "C.", "**C**"). The last of these in the text wins; a letter anywhere else (an option discussed on the way)
+# does not count.
+_ANSWER_LETTER = re.compile(r"(?i:\banswer)(?:\s+is)?(?:\*\*)?\s*:?\s*(?:\*\*)?\s*\$?\s*"
+                            r"(?:\\boxed\{\s*|\\text(?:bf)?\{\s*|\()?([A-D])\b")
+_BOXED_LETTER = re.compile(r"\\boxed\{\s*(?:\\text(?:bf)?\{\s*)?\(?([A-D])\)?\s*\}")
+_LETTER_LINE = re.compile(r"^[\s*$]*\(?([A-D])\)?[\s*$.]*$")
+
+
+def extract_letter(text: str) -> str | None:
+    """The option letter a completion gives (see the patterns above: the last occurrence wins), or None."""
+    found = [(m.start(1), m.group(1)) for pattern in (_ANSWER_LETTER, _BOXED_LETTER) for m in pattern.finditer(text)]
+    lines = [line for line in text.split("\n") if line.strip()]
+    if lines and (m := _LETTER_LINE.match(lines[-1])):
+        found.append((len(text), m.group(1)))
+    return max(found)[1] if found else None
+
+
+# ---------------------------------------------------------------- math-verify, as Tina's LightEval tasks
+
+def _math_verify_api():
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, StringExtractionConfig, parse, verify
+
+    return ExprExtractionConfig, LatexExtractionConfig, StringExtractionConfig, parse, verify
+
+
+# Tina's metrics (scripts/eval/run_eval_custom_tasks.py, quoted in data/reference/tina_source/evaluation.json):
+# predictions are read with expression and LaTeX targets, a box matched first; the gold with LaTeX targets
+# (MATH-500, Minerva: from the full solution) or expression targets (AIME, AMC: from the answer); a first match is
+# kept even when it does not parse (fallback_mode "first_match"); numbers are compared to 5 decimals.
+MATH_VERIFY_PRECISION = 5
+
+
+def _pred_targets() -> tuple:
+    Expr, Latex, _, _, _ = _math_verify_api()
+    return (Expr(), Latex(boxed_match_priority=0))
+
+
+def math_verify_golds(answers: tuple[str, ...] | list[str], reference: str | None = None) -> list[list]:
+    """The gold of each accepted answer, parsed as Tina's tasks parse theirs.
+
+    With a ``reference`` (the solution Tina's MATH-500 and Minerva tasks take their gold from), that text with
+    LaTeX targets; else each answer with expression targets (Tina's AIME and AMC tasks), then -- for answers no
+    expression target reads, which Tina's benchmarks do not have -- as LaTeX math (``$answer$``). A gold nothing
+    reads stays its text, compared as text (LightEval's fallback)."""
+    Expr, Latex, _, parse, _ = _math_verify_api()
+    if reference is not None:
+        return [parse(reference, (Latex(),), fallback_mode="first_match") or [reference]]
+    golds = []
+    for answer in answers:
+        parsed = parse(answer, (Expr(),), fallback_mode="first_match")
+        if not parsed or all(isinstance(p, str) for p in parsed):
+            parsed = parse(f"${answer}$", (Latex(),), fallback_mode="first_match") or [answer]
+        golds.append(parsed)
+    return golds
+
+
+def math_verify_grade(completion: str, golds: list[list]) -> tuple[bool, str | None]:
+    """Tina's math metric on one completion: is the extracted answer equal to a gold? And what was extracted
+    (the matched text)."""
+    _, _, _, parse, verify = _math_verify_api()
+    predicted = parse(completion, _pred_targets(), fallback_mode="first_match")
+    if not predicted:
+        return False, None
+    correct = any(verify(gold, predicted, float_rounding=MATH_VERIFY_PRECISION) for gold in golds)
+    return correct, str(predicted[-1])
+
+
+def _lighteval_letter_patterns(letters: str = "ABCD") -> list[tuple[re.Pattern[str], int]]:
+    """LightEval 0.8.1's ``IndicesExtractionConfig(prefix_for_extraction="NativeLetters")`` patterns in English
+    (lighteval/metrics/utils/extractive_match_utils.py, ``lazy_indices_regex``), with their priorities; the group
+    is named as math-verify's string extraction reads it."""
+    keys = f"(?P<string_keys>{'|'.join(re.escape(letter) for letter in letters)})"
+    suffix = r"(?:\*\*)?(?:[\.]|[\,]|[\:]|\ |$)"
+    answer = rf"(^|\ )(?:\*\*)?{keys}{suffix}"
+    return [(re.compile(pattern), priority) for pattern, priority in [
+        (rf"(?i:final answer is)\:?\s*{keys}\.?\s?I hope", 0),
+        (rf"(?i:final answer.{{0,100}}?)\s+is\:?\s*{keys}", 50),
+        (rf"(?i:answer)[\:].{{0,50}}?{answer}", 100),
+        (rf"(?i:answer).{{0,50}}?{answer}", 150),
+        (rf"^(?:\*\*)?{keys}{suffix}", 200),
+        (answer, 250),
+        (keys, 300),
+    ]]
+
+
+def math_verify_letter(completion: str) -> str | None:
+    """Tina's GPQA metric's reading of a completion: LightEval's letter patterns, the best priority first, the
+    rightmost match within it (math-verify's extraction loop). A bare capital A-D anywhere is the last resort."""
+    from math_verify.parser import extract_target_from_pred
+
+    _, _, String, _, _ = _math_verify_api()
+    found = extract_target_from_pred(completion, [(_lighteval_letter_patterns(), String(lowercase=False))],
+                                     fallback_mode="no_fallback", extraction_mode="any_match")
+    return found[0] if found else None
+
+
+# ---------------------------------------------------------------- one problem's samples
+
+def grade_samples(completions: list[str], answers: tuple[str, ...] | list[str], grader: str = "strict", *,
+                  multiple_choice: bool = False, reference: str | None = None) -> tuple[list[bool], list[str | None]]:
+    """Grade one problem's completions with ``grader``: whether each is correct, and what was read from each (the
+    last box's content, the matched text, or an option letter). A multiple-choice problem's answer is its
+    correct letter."""
+    check_grader(grader)
+    if multiple_choice:
+        read = extract_letter if grader == "strict" else math_verify_letter
+        letters = [read(text) for text in completions]
+        return [letter is not None and letter in answers for letter in letters], letters
+    if grader == "strict":
+        extracted = [last_boxed(text) for text in completions]
+        return [grade_answer(box, list(answers)) for box in extracted], extracted
+    golds = math_verify_golds(answers, reference)
+    graded = [math_verify_grade(text, golds) for text in completions]
+    return [correct for correct, _ in graded], [read for _, read in graded]
