@@ -163,11 +163,20 @@ def _math_verify_api():
 # (MATH-500, Minerva: from the full solution) or expression targets (AIME, AMC: from the answer); a first match is
 # kept even when it does not parse (fallback_mode "first_match"); numbers are compared to 5 decimals.
 MATH_VERIFY_PRECISION = 5
+MATH_VERIFY_FALLBACK = "first_match"
 
 
-def _pred_targets() -> tuple:
+def pred_targets() -> tuple:
+    """How Tina's math tasks read a prediction (``pred_extraction_target``)."""
     Expr, Latex, _, _, _ = _math_verify_api()
     return (Expr(), Latex(boxed_match_priority=0))
+
+
+def gold_targets(from_reference: bool) -> tuple:
+    """How Tina's math tasks read a gold (``gold_extraction_target``): LaTeX from a solution (latex_gold_metric),
+    expressions from an answer (expr_gold_metric)."""
+    Expr, Latex, _, _, _ = _math_verify_api()
+    return (Latex(),) if from_reference else (Expr(),)
 
 
 def math_verify_golds(answers: tuple[str, ...] | list[str], reference: str | None = None) -> list[list]:
@@ -177,14 +186,14 @@ def math_verify_golds(answers: tuple[str, ...] | list[str], reference: str | Non
     LaTeX targets; else each answer with expression targets (Tina's AIME and AMC tasks), then -- for answers no
     expression target reads, which Tina's benchmarks do not have -- as LaTeX math (``$answer$``). A gold nothing
     reads stays its text, compared as text (LightEval's fallback)."""
-    Expr, Latex, _, parse, _ = _math_verify_api()
+    _, Latex, _, parse, _ = _math_verify_api()
     if reference is not None:
-        return [parse(reference, (Latex(),), fallback_mode="first_match") or [reference]]
+        return [parse(reference, gold_targets(True), fallback_mode=MATH_VERIFY_FALLBACK) or [reference]]
     golds = []
     for answer in answers:
-        parsed = parse(answer, (Expr(),), fallback_mode="first_match")
+        parsed = parse(answer, gold_targets(False), fallback_mode=MATH_VERIFY_FALLBACK)
         if not parsed or all(isinstance(p, str) for p in parsed):
-            parsed = parse(f"${answer}$", (Latex(),), fallback_mode="first_match") or [answer]
+            parsed = parse(f"${answer}$", (Latex(),), fallback_mode=MATH_VERIFY_FALLBACK) or [answer]
         golds.append(parsed)
     return golds
 
@@ -193,7 +202,7 @@ def math_verify_grade(completion: str, golds: list[list]) -> tuple[bool, str | N
     """Tina's math metric on one completion: is the extracted answer equal to a gold? And what was extracted
     (the matched text)."""
     _, _, _, parse, verify = _math_verify_api()
-    predicted = parse(completion, _pred_targets(), fallback_mode="first_match")
+    predicted = parse(completion, pred_targets(), fallback_mode=MATH_VERIFY_FALLBACK)
     if not predicted:
         return False, None
     correct = any(verify(gold, predicted, float_rounding=MATH_VERIFY_PRECISION) for gold in golds)
