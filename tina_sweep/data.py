@@ -157,8 +157,9 @@ def choice_order(correct: str, wrong: list[str], question: str) -> tuple[list[st
     Tina's GPQA task (as LightEval's) draws ``gold_index = random.randint(0, 3)`` and inserts the correct answer
     there among the wrong ones, kept in their order. We make the same draw from a generator seeded per problem
     (``CHOICE_ORDER_SEED`` and the question text), so a problem's order is the same in every run, process and
-    subset. Tina draws from Python's global generator, which LightEval 0.8.1 seeds (1234) only after the prompts
-    are built: its order is not reproducible, so no seed can match it."""
+    subset. Tina draws from Python's global generator; under its launch (two GPUs: LightEval 0.8.1 with
+    data_parallel_size=2, the engines in Ray workers) nothing seeds it before the prompts are built (LightEval
+    seeds it with 1234 afterwards), so Tina's order changed from run to run and no seed can match it."""
     rng = random.Random(f"{CHOICE_ORDER_SEED}:{question}")
     gold_index = rng.randint(0, len(wrong))
     options = list(wrong)
