@@ -1,10 +1,15 @@
-"""Strict answer grading with math-verify.
+"""Answer grading: the strict grader (the default) and ``math_verify``, the paper's (``eval.grader``).
 
-The answer is taken only from where the prompt asks for it: the content of the *last* ``\\boxed{...}`` in
+Strict: the answer is taken only from where the prompt asks for it: the content of the *last* ``\\boxed{...}`` in
 the completion. There is no fallback over the rest of the text (a model learned to restate the question,
 "29 + 26 equals \\boxed{}", and math-verify's default parsing graded the restated expression as 55), an
 empty box is wrong, and when the gold answer is a number the box must hold a number literal, not an
-expression that evaluates to it.
+expression that evaluates to it. A multiple-choice answer is the letter of the last "Answer: C", ``\\boxed{C}`` or
+final line "(C)".
+
+``math_verify``: Tina's LightEval metrics, through math-verify's own parse and verify: the answer is the match of
+Tina's extraction targets with the best priority (a box or "final answer is ... I hope" first), the rightmost
+within it; the gold is where Tina's tasks take it; letters are read with LightEval's patterns.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import math
 import re
 
-from math_verify import LatexExtractionConfig, parse, verify
+from math_verify import ExprExtractionConfig, LatexExtractionConfig, StringExtractionConfig, parse, verify
+from math_verify.parser import extract_target_from_pred
 
 _BOX_OPENERS = ("\\boxed{", "\\fbox{")
 
@@ -152,12 +158,6 @@ def extract_letter(text: str) -> str | None:
 
 # ---------------------------------------------------------------- math-verify, as Tina's LightEval tasks
 
-def _math_verify_api():
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, StringExtractionConfig, parse, verify
-
-    return ExprExtractionConfig, LatexExtractionConfig, StringExtractionConfig, parse, verify
-
-
 # Tina's metrics (scripts/eval/run_eval_custom_tasks.py, quoted in data/reference/tina_source/evaluation.json):
 # predictions are read with expression and LaTeX targets, a box matched first; the gold with LaTeX targets
 # (MATH-500, Minerva: from the full solution) or expression targets (AIME, AMC: from the answer); a first match is
@@ -168,15 +168,13 @@ MATH_VERIFY_FALLBACK = "first_match"
 
 def pred_targets() -> tuple:
     """How Tina's math tasks read a prediction (``pred_extraction_target``)."""
-    Expr, Latex, _, _, _ = _math_verify_api()
-    return (Expr(), Latex(boxed_match_priority=0))
+    return (ExprExtractionConfig(), LatexExtractionConfig(boxed_match_priority=0))
 
 
 def gold_targets(from_reference: bool) -> tuple:
     """How Tina's math tasks read a gold (``gold_extraction_target``): LaTeX from a solution (latex_gold_metric),
     expressions from an answer (expr_gold_metric)."""
-    Expr, Latex, _, _, _ = _math_verify_api()
-    return (Latex(),) if from_reference else (Expr(),)
+    return (LatexExtractionConfig(),) if from_reference else (ExprExtractionConfig(),)
 
 
 def math_verify_golds(answers: tuple[str, ...] | list[str], reference: str | None = None) -> list[list]:
@@ -186,14 +184,13 @@ def math_verify_golds(answers: tuple[str, ...] | list[str], reference: str | Non
     LaTeX targets; else each answer with expression targets (Tina's AIME and AMC tasks), then -- for answers no
     expression target reads, which Tina's benchmarks do not have -- as LaTeX math (``$answer$``). A gold nothing
     reads stays its text, compared as text (LightEval's fallback)."""
-    _, Latex, _, parse, _ = _math_verify_api()
     if reference is not None:
         return [parse(reference, gold_targets(True), fallback_mode=MATH_VERIFY_FALLBACK) or [reference]]
     golds = []
     for answer in answers:
         parsed = parse(answer, gold_targets(False), fallback_mode=MATH_VERIFY_FALLBACK)
         if not parsed or all(isinstance(p, str) for p in parsed):
-            parsed = parse(f"${answer}$", (Latex(),), fallback_mode=MATH_VERIFY_FALLBACK) or [answer]
+            parsed = parse(f"${answer}$", (LatexExtractionConfig(),), fallback_mode=MATH_VERIFY_FALLBACK) or [answer]
         golds.append(parsed)
     return golds
 
@@ -201,7 +198,6 @@ def math_verify_golds(answers: tuple[str, ...] | list[str], reference: str | Non
 def math_verify_grade(completion: str, golds: list[list]) -> tuple[bool, str | None]:
     """Tina's math metric on one completion: is the extracted answer equal to a gold? And what was extracted
     (the matched text)."""
-    _, _, _, parse, verify = _math_verify_api()
     predicted = parse(completion, pred_targets(), fallback_mode=MATH_VERIFY_FALLBACK)
     if not predicted:
         return False, None
@@ -227,13 +223,13 @@ def _lighteval_letter_patterns(letters: str = "ABCD") -> list[tuple[re.Pattern[s
     ]]
 
 
+_LETTER_PATTERNS = _lighteval_letter_patterns()
+
+
 def math_verify_letter(completion: str) -> str | None:
     """Tina's GPQA metric's reading of a completion: LightEval's letter patterns, the best priority first, the
     rightmost match within it (math-verify's extraction loop). A bare capital A-D anywhere is the last resort."""
-    from math_verify.parser import extract_target_from_pred
-
-    _, _, String, _, _ = _math_verify_api()
-    found = extract_target_from_pred(completion, [(_lighteval_letter_patterns(), String(lowercase=False))],
+    found = extract_target_from_pred(completion, [(_LETTER_PATTERNS, StringExtractionConfig(lowercase=False))],
                                      fallback_mode="no_fallback", extraction_mode="any_match")
     return found[0] if found else None
 
