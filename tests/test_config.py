@@ -257,3 +257,15 @@ def test_trial_hash_changes_with_any_field():
     assert baseline.trial_hash() != base.trial_hash()
     # the baseline depends on model, prompt and eval only, not on training fields
     assert TrialSpec.model_validate(smoke_tree(**{"lora.rank": 8})).baseline().trial_hash() == baseline.trial_hash()
+
+
+def test_fields_added_later_keep_earlier_trial_ids():
+    """stop_at_step, global_batch_processes and eval.grader at their "as before" values are left out of the spec's
+    text, so trials hashed before they existed keep their ids; any other value is part of the id."""
+    base = TrialSpec()
+    assert base.trial_hash() == "69fcb8f288"  # main at 516aba2, before these fields existed
+    for change in ({"training": {"stop_at_step": 5}}, {"training": {"global_batch_processes": 2}},
+                   {"eval": {"grader": "math_verify"}}):
+        changed = TrialSpec.model_validate(change)
+        assert changed.trial_hash() != base.trial_hash()
+        assert TrialSpec.model_validate_json(changed.canonical_json()) == changed

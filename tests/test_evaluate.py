@@ -42,7 +42,8 @@ def test_greedy_eval_writes_per_problem_rows(greedy):
     rows = _rows(out / "arithmetic.jsonl")
     assert len(rows) == 4
     for row in rows:
-        assert {"id", "correct", "success_rate", "answers", "extracted", "completions"} <= set(row)
+        assert {"id", "correct", "success_rate", "answers", "extracted", "completions", "grader"} <= set(row)
+        assert row["grader"] == "strict" and "choices" not in row
         assert row["id"].startswith("What is ")
         assert len(row["correct"]) == len(row["completions"]) == 1
         assert row["success_rate"] == sum(row["correct"]) / len(row["correct"])
@@ -53,7 +54,7 @@ def test_greedy_eval_writes_per_problem_rows(greedy):
     assert 0 < result.generated_tokens <= 4 * 8
     assert progress == [("arithmetic", 4, 4)]
     numbers = summary(results)["arithmetic"]
-    assert numbers["problems"] == 4 and "outcomes" not in numbers
+    assert numbers["problems"] == 4 and "outcomes" not in numbers and numbers["grader"] == "strict"
     # where generation ran is recorded (on a GPU machine the model is moved to "cuda:0")
     expected = "cuda:0" if torch.cuda.is_available() else "cpu"
     assert result.device == expected and numbers["device"] == expected
@@ -109,3 +110,53 @@ def test_graded_rows_use_the_strict_grader(tmp_path, tiny_model_dir, monkeypatch
     assert [r["correct"] for r in rows] == [[True], [False]]
     assert [r["extracted"] for r in rows] == [["2"], [None]]
     assert result.pass_at_1 == 0.5 and result.generated_tokens == 3
+
+
+@pytest.mark.parametrize("grader,expected", [("strict", [[False], [True], [True]]),
+                                             ("math_verify", [[True], [False], [True]])])
+def test_eval_grader_decides_and_is_recorded(tmp_path, tiny_model_dir, monkeypatch, grader, expected):
+    """The same forced completions graded by each grader: an unboxed final answer, a first-vs-last box, and a
+    plain box; every row and the result name the grader."""
+    import tina_sweep.evaluate as evaluate
+
+    texts = {"q1": "So the answer is 2", "q2": "\\boxed{5} or rather \\boxed{3}", "q3": "\\boxed{\\frac{1}{2}}"}
+
+    def fake_generate(model, tokenizer, prompts, spec, seed):
+        return [[texts[q]] for q in list(texts)[:len(prompts)]], 3
+
+    monkeypatch.setattr(evaluate, "generate", fake_generate)
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in zip(texts, ["2", "3", "0.5"])))
+    spec = EvalSpec(benchmarks=[DataSpec(name="mine", path=str(path))], batch_size=8, grader=grader)
+    [result] = evaluate_model(TINY, PROMPT, spec, None, tmp_path / "out", seed=0)
+    rows = _rows(tmp_path / "out" / "mine.jsonl")
+    assert [r["correct"] for r in rows] == expected
+    assert {r["grader"] for r in rows} == {grader} and result.grader == grader
+    assert summary([result])["mine"]["grader"] == grader
+
+
+def test_lighteval_results_are_labelled_lighteval(tmp_path, monkeypatch):
+    from tina_sweep.backends import lighteval_backend
+    from tina_sweep.evaluate import BenchmarkResult
+
+    monkeypatch.setattr(lighteval_backend, "evaluate_with_lighteval",
+                        lambda *args: [BenchmarkResult("aime24", 0.3, 30, 1, 0, 1.0)])
+    spec = EvalSpec(backend="lighteval", benchmarks=[DataSpec(name="aime24")], grader="math_verify")
+    [result] = evaluate_model(TINY, PROMPT, spec, None, tmp_path, seed=0)
+    assert result.grader == "lighteval"  # LightEval's own metrics graded it, whatever eval.grader says
+
+
+def test_eval_grader_is_checked_in_one_line_and_keeps_trial_ids():
+    from pydantic import ValidationError
+
+    from tina_sweep.config import TrialSpec, first_error_line
+
+    with pytest.raises(ValidationError) as error:
+        TrialSpec.model_validate({"eval": {"grader": "x"}})
+    assert first_error_line(error.value) == "eval.grader: must be one of strict, math_verify, got 'x'"
+    # the default grader is left out of the spec's JSON: trial ids from before eval.grader are unchanged
+    assert TrialSpec().trial_hash() == "69fcb8f288"  # main at 516aba2, before eval.grader existed
+    assert "grader" not in TrialSpec().canonical_json()
+    other = TrialSpec.model_validate({"eval": {"grader": "math_verify"}})
+    assert other.trial_hash() != TrialSpec().trial_hash()
+    assert TrialSpec.model_validate_json(other.canonical_json()).eval.grader == "math_verify"

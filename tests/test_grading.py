@@ -8,7 +8,8 @@ import pytest
 
 from tina_sweep.config import DataSpec
 from tina_sweep.data import BENCHMARKS, bundled_path, load_benchmark, load_source, read_rows
-from tina_sweep.grading import as_number, grade, grade_answer, last_boxed
+from tina_sweep.grading import (GRADERS, as_number, check_grader, extract_letter, grade, grade_answer, grade_samples,
+                                last_boxed, math_verify_golds, math_verify_letter)
 from tina_sweep.rewards import completion_text, reward_function
 
 
@@ -188,6 +189,119 @@ def test_number_literal_forms():
     assert as_number("\\frac{1}{0}") is None
     assert grade_answer(None, ["1"]) is False and grade_answer("  ", ["1"]) is False
     assert grade_answer("-5", ["-5"]) and not grade_answer("-5", ["5"])
+
+
+# ------------------------------------------------------------------ eval.grader: strict vs math_verify
+
+def _both(completion: str, answers: tuple[str, ...], reference: str | None = None) -> dict[str, bool]:
+    return {grader: grade_samples([completion], answers, grader, reference=reference)[0][0] for grader in GRADERS}
+
+
+def test_unboxed_final_answer_counts_only_for_math_verify():
+    assert _both("So the answer is 5", ("5",)) == {"strict": False, "math_verify": True}
+    assert _both("Therefore, the final answer is: $\\boxed{5}$. I hope it is correct", ("5",)) == {
+        "strict": True, "math_verify": True}
+
+
+def test_a_fraction_box_against_a_decimal_gold():
+    # strict: a numeric gold needs a number literal, and \frac12 (no braces) is not one it reads
+    assert _both("\\boxed{\\frac12}", ("0.5",)) == {"strict": False, "math_verify": True}
+    assert _both("\\boxed{0.5}", ("\\frac{1}{2}",)) == {"strict": True, "math_verify": True}
+
+
+def test_first_and_last_box():
+    # strict takes the last box; math-verify (boxes outside $...$) reads every box as one set {3, 5}
+    assert _both("\\boxed{5} hmm, no: \\boxed{3}", ("3",)) == {"strict": True, "math_verify": False}
+    assert _both("\\boxed{3} hmm, no: \\boxed{5}", ("3",)) == {"strict": False, "math_verify": False}
+    # inside $...$ math-verify takes the rightmost box, as strict does
+    assert _both("$\\boxed{5}$ hmm, no: $\\boxed{3}$", ("3",)) == {"strict": True, "math_verify": True}
+
+
+def test_math_verify_keeps_the_known_restatement_hack():
+    """The paper's grader reads '29 + 26' out of an empty-boxed restatement and evaluates it: strict does not."""
+    assert _both("29 + 26 equals \\boxed{}.", ("55",)) == {"strict": False, "math_verify": True}
+    assert _both("\\boxed{}", ("55",)) == {"strict": False, "math_verify": False}
+
+
+def test_math_verify_takes_the_gold_from_the_solution_when_there_is_one():
+    solution = "We find $x = 2$, so the sum is $\\boxed{7}$."
+    [gold] = math_verify_golds(("ignored",), solution)
+    assert "7" in [str(g) for g in gold]
+    assert grade_samples(["\\boxed{7}", "\\boxed{2}"], ("ignored",), "math_verify", reference=solution)[0] == [
+        True, False]
+    # the answers are the gold when there is no reference; a LaTeX answer expression targets cannot read is read
+    # as LaTeX math
+    assert grade_samples(["\\boxed{\\sqrt{2}}"], ("\\sqrt{2}",), "math_verify")[0] == [True]
+    assert grade_samples(["\\boxed{\\sqrt{3}}"], ("\\sqrt{2}",), "math_verify")[0] == [False]
+
+
+def test_math_verify_every_math500_answer_against_its_solution():
+    """Each MATH-500 answer, boxed as Tina's template asks, is correct against the gold Tina's task takes (the
+    solution); a wrong one is not."""
+    problems = load_benchmark(DataSpec(name="math500", limit=40))
+    for problem in problems:
+        assert problem.reference and "\\boxed" in problem.reference
+        right = f"Therefore, the final answer is: $\\boxed{{{problem.answers[0]}}}$. I hope it is correct"
+        assert grade_samples([right], problem.answers, "math_verify", reference=problem.reference)[0] == [True], \
+            problem.id
+    assert grade_samples(["\\boxed{p + q}"], problems[1].answers, "math_verify",
+                         reference=problems[1].reference)[0] == [False]
+
+
+def test_graders_record_what_they_read():
+    assert grade_samples(["\\boxed{4} and \\boxed{5}", "none"], ("5",), "strict") == ([True, False], ["5", None])
+    correct, read = grade_samples(["the answer is 5", "nothing"], ("5",), "math_verify")
+    assert correct == [True, False] and read == ["5", None]
+
+
+def test_unknown_grader_is_one_line():
+    with pytest.raises(ValueError, match=r"^grader: must be one of strict, math_verify, got 'x'$"):
+        check_grader("x")
+    with pytest.raises(ValueError, match="must be one of"):
+        grade_samples(["\\boxed{1}"], ("1",), "lenient")
+
+
+# ------------------------------------------------------------------ multiple choice: reading the letter
+
+@pytest.mark.parametrize("text,letter", [
+    ("Let me think.\nAnswer: C", "C"),
+    ("**Answer:** $B$", "B"),
+    ("**Answer**: (D)", "D"),
+    ("So the correct answer is (B).", "B"),
+    ("thus \\boxed{D}", "D"),
+    ("thus \\boxed{\\text{A}}", "A"),
+    ("thus \\boxed{(C)}", "C"),
+    ("I compared the options.\n(C)", "C"),
+    ("I compared the options.\nB.", "B"),
+    ("Answer: B\n\nWait, that is wrong. \\boxed{C}", "C"),  # the last statement wins
+    ("Option (C) fails, A fits too.\nAnswer: A", "A"),  # an option discussed on the way does not count
+    ("Answer: Carbon", None),  # a word starting with a capital C is not a letter
+    ("Because Both are Allowed.", None),
+    ("\\boxed{E}", None),
+    ("", None),
+])
+def test_strict_letter_extraction(text, letter):
+    assert extract_letter(text) == letter
+
+
+@pytest.mark.parametrize("text,letter", [
+    ("Answer: C", "C"),
+    ("blah\n\nAnswer: B", "B"),
+    ("thus \\boxed{D}", "D"),
+    ("Answer: Carbon", "C"),  # LightEval's last resort: the rightmost capital A-D anywhere
+    ("Because of that.", "B"),
+    ("Answer: A. Then again, what about B", "A"),  # an "answer:" anchor beats a later bare letter
+    ("no capital letters here", None),
+])
+def test_math_verify_letter_is_lighteval_s(text, letter):
+    assert math_verify_letter(text) == letter
+
+
+def test_multiple_choice_grading_compares_letters():
+    texts = ["Answer: C", "Answer: B", "no idea"]
+    assert grade_samples(texts, ("C",), "strict", multiple_choice=True) == ([True, False, False], ["C", "B", None])
+    assert grade_samples(texts, ("C",), "math_verify", multiple_choice=True) == (
+        [True, False, False], ["C", "B", None])
 
 
 # ------------------------------------------------------------------ rewards

@@ -11,9 +11,10 @@ import hashlib
 import json
 import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer,
+                      model_validator)
 
 
 def _positive_int(value: int) -> int:
@@ -62,6 +63,17 @@ class Spec(BaseModel):
     """Base for every spec section: unknown keys are errors, values are validated on assignment."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Fields added after trials were first hashed, with the value that means "as before": left out of every dump
+    # while they hold it, so a spec written before the field existed keeps its text and its trial id.
+    LATER_DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    @model_serializer(mode="wrap")
+    def _without_later_defaults(self, handler) -> dict:
+        data = handler(self)
+        for name, value in self.LATER_DEFAULTS.items():
+            if name in data and data[name] == value:
+                del data[name]
+        return data
 
     def canonical_json(self) -> str:
         """Every field, sorted, compact: equal specs give equal text."""
@@ -208,6 +220,7 @@ class AlgorithmSpec(Spec):
 
 
 class TrainingSpec(Spec):
+    LATER_DEFAULTS = {"stop_at_step": None, "global_batch_processes": 1}
     learning_rate: PositiveFloat = 1e-4
     lr_scheduler_type: Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_min_lr"] = "constant"
     min_lr_rate: Probability = 0.1
@@ -263,6 +276,7 @@ class DataSpec(Spec):
 
 
 class EvalSpec(Spec):
+    LATER_DEFAULTS = {"grader": "strict"}
     backend: Literal["transformers", "vllm", "lighteval"] = Field(
         "transformers", description="transformers (CPU/GPU); vllm (one engine, every adapter as a LoRARequest, our "
                                     "grading); lighteval (the paper's protocol: merged adapter, LightEval + vLLM)")
@@ -280,6 +294,18 @@ class EvalSpec(Spec):
         0.7, description="vllm/lighteval: the share of GPU memory the evaluation engine may take")
     check_adapters: bool = Field(True, description="vllm: once per study, check that an adapter's greedy outputs "
                                                    "differ from the base model's and match a merged copy's")
+    grader: str = Field("strict", description="strict (the last \\boxed{} only, a number literal for a numeric "
+                                              "gold); math_verify (the paper's: Tina's LightEval math-verify "
+                                              "extraction). The lighteval backend always grades with LightEval's")
+
+    @field_validator("grader")
+    @classmethod
+    def _known_grader(cls, grader: str) -> str:
+        from tina_sweep.grading import GRADERS
+
+        if grader not in GRADERS:
+            raise ValueError(f"must be one of {', '.join(GRADERS)}")
+        return grader
 
     @field_validator("benchmarks")
     @classmethod

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import random
 import re
-from dataclasses import dataclass
+import string
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -28,11 +29,18 @@ class HubUnavailable(DataError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One question with every accepted gold answer."""
+    """One question with every accepted gold answer.
+
+    A multiple-choice problem (GPQA) has ``choices``: its options in the order they are shown (A, B, C, D), its
+    one answer being the correct option's letter. ``reference`` is the text Tina's LightEval task takes its gold
+    from when that is not the answer (the full solution of MATH-500 and Minerva), read by the ``math_verify``
+    grader."""
 
     id: str
     question: str
     answers: tuple[str, ...]
+    choices: tuple[str, ...] = ()
+    reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,8 @@ class Source:
     # from these by running its quoted column rules, and tests/test_recipes.py compares them with ours.
     columns: tuple[str, ...] = ()
     columns_note: str = ""  # where the question and gold columns come from (Tina's file:line @ commit)
+    reference_field: str | None = None  # benchmarks: where Tina's LightEval task takes its gold, if not answer_field
+    choice_fields: tuple[str, ...] = ()  # multiple choice: the wrong options' fields (answer_field: the right one)
 
 
 BENCHMARKS: dict[str, Source] = {s.name: s for s in [
@@ -61,15 +71,18 @@ BENCHMARKS: dict[str, Source] = {s.name: s for s in [
     Source("aime24", "bundled", "benchmarks/aime24.jsonl", description="AIME 2024, 30 problems"),
     Source("aime25", "bundled", "benchmarks/aime25.jsonl", "question", description="AIME 2025, 30 problems"),
     Source("amc23", "bundled", "benchmarks/amc23.jsonl", description="AMC 2023, 40 problems (float answers)"),
-    Source("math500", "bundled", "benchmarks/math500.jsonl", description="MATH-500, LaTeX answers"),
+    Source("math500", "bundled", "benchmarks/math500.jsonl", description="MATH-500, LaTeX answers",
+           reference_field="solution"),
     Source("minerva", "bundled", "benchmarks/minerva_math.json", answer_format="list",
-           description="Minerva Math, 272 problems (lists of accepted answers)"),
+           description="Minerva Math, 272 problems (lists of accepted answers)", reference_field="solution"),
     Source("gsm8k", "bundled", "benchmarks/gsm8k_test.jsonl", "question", answer_format="gsm8k",
            description="GSM8K test, 1319 problems ('#### N' answers)"),
     Source("mawps", "bundled", "benchmarks/mawps.jsonl", "input", "target", description="MAWPS, 2065 word problems"),
     Source("svamp", "bundled", "benchmarks/svamp.jsonl", "Body+Question", "Answer", description="SVAMP, 1000 word problems"),
     Source("gpqa_diamond", "hub", "Idavidrein/gpqa", "Question", "Correct Answer", hub_config="gpqa_diamond",
-           description="GPQA-Diamond (gated, hub only: its authors ask that it not be posted in plain text)"),
+           description="GPQA-Diamond, 198 four-option questions posed as multiple choice (gated, hub only: its "
+                       "authors ask that it not be posted in plain text)",
+           choice_fields=("Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")),
 ]}
 
 # The question and gold column of every set Tina trains on follow its training script: a set's own `solution`
@@ -162,6 +175,49 @@ def arithmetic_train(count: int, seed: int, eval_count: int = 1000) -> list[Prob
     """Training problems that never repeat one of the first ``eval_count`` held-out problems."""
     held_out = {p.question for p in arithmetic_eval(eval_count)}
     return arithmetic_set(count, seed, exclude=held_out)
+
+
+# ---------------------------------------------------------------- multiple choice (GPQA)
+
+CHOICE_ORDER_SEED = 1234  # with the question, seeds the option order of each multiple-choice problem
+
+
+def choice_order(correct: str, wrong: list[str], question: str) -> tuple[list[str], int]:
+    """The options in the order shown, and the index of the correct one.
+
+    Tina's GPQA task (as LightEval's) draws ``gold_index = random.randint(0, 3)`` and inserts the correct answer
+    there among the wrong ones, kept in their order. We make the same draw from a generator seeded per problem
+    (``CHOICE_ORDER_SEED`` and the question text), so a problem's order is the same in every run, process and
+    subset. Tina draws from Python's global generator; under its launch (two GPUs: LightEval 0.8.1 with
+    data_parallel_size=2, the engines in Ray workers) nothing seeds it before the prompts are built (LightEval
+    seeds it with 1234 afterwards), so Tina's order changed from run to run and no seed can match it."""
+    rng = random.Random(f"{CHOICE_ORDER_SEED}:{question}")
+    gold_index = rng.randint(0, len(wrong))
+    options = list(wrong)
+    options.insert(gold_index, correct)
+    return options, gold_index
+
+
+def choice_problems(rows: list[dict], source: Source, places: list[str] | None = None) -> list[Problem]:
+    """Multiple-choice problems: the question and options as the rows have them (Tina formats them unstripped),
+    the options in ``choice_order``, the answer the correct option's letter."""
+    fields = [source.question_field, source.answer_field, *source.choice_fields]
+    problems = []
+    for index, row in enumerate(rows):
+        place = places[index] if places else f"row {index}"
+        if not isinstance(row, dict):
+            raise DataError(f"{source.name}: {place} is not an object with named fields, got {str(row)[:60]!r}")
+        missing = [f for f in fields if f not in row]
+        if missing:
+            raise DataError(f"{source.name}: {place} has no field {missing[0]!r} (fields: {sorted(row)})")
+        blank = _blank_field(row, fields)
+        if blank:
+            raise DataError(f"{source.name}: {place}: {blank}")
+        question = str(row[source.question_field])
+        options, gold = choice_order(str(row[source.answer_field]), [str(row[f]) for f in source.choice_fields],
+                                     question)
+        problems.append(Problem(f"{source.name}-{index}", question, (string.ascii_uppercase[gold],), tuple(options)))
+    return problems
 
 
 # ---------------------------------------------------------------- reading rows
@@ -326,8 +382,14 @@ def load_source(source: Source, *, count: int | None = None, seed: int = 0) -> l
         rows = [ii_thought_row(row) for row in rows]
     if source.answer_format == "boxed":
         rows, places = _rows_with_boxed_gold(rows, places, source)
-    return rows_to_problems(rows, source.name, source.question_field, source.answer_field, source.answer_format,
-                            places)
+    if source.choice_fields:
+        return choice_problems(rows, source, places)
+    problems = rows_to_problems(rows, source.name, source.question_field, source.answer_field, source.answer_format,
+                                places)
+    if source.reference_field:
+        problems = [replace(p, reference=None if row.get(source.reference_field) is None
+                            else str(row[source.reference_field])) for p, row in zip(problems, rows)]
+    return problems
 
 
 def load_file(path: str | Path, question_field: str, answer_field: str,

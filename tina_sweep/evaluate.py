@@ -1,8 +1,11 @@
-"""Evaluation with the transformers backend: batched sampling (left padding), strict grading, Pass@1.
+"""Evaluation with the transformers backend: batched sampling (left padding), grading, Pass@1.
 
 Pass@1 with n samples per problem is the mean over problems of the per-problem success rate (the unbiased
 pass@k estimator at k = 1). Per-problem outcomes are saved so later statistics (bootstrap CIs, paired tests)
-can be computed from them.
+can be computed from them. ``eval.grader`` picks the grader (``strict``: our last-box grader; ``math_verify``:
+Tina's LightEval metrics); every result and outcome row names it. A multiple-choice problem (GPQA) is posed with
+Tina's GPQA template and graded on its letter. The vLLM backend builds its prompts and grades through
+``problem_messages`` and ``score_benchmark`` too.
 """
 
 from __future__ import annotations
@@ -17,8 +20,16 @@ import torch
 
 from tina_sweep.config import EvalSpec, ModelSpec, PromptSpec
 from tina_sweep.data import Problem, load_benchmark
-from tina_sweep.grading import grade, last_boxed
+from tina_sweep.grading import grade_samples
 from tina_sweep.prompts import chat_messages
+
+# Tina's GPQA user turn (GPQA_QUERY_TEMPLATE of scripts/eval/run_eval_custom_tasks.py, from simple-evals), filled
+# with str.format as Tina does: the question, then the options in the order shown.
+MULTIPLE_CHOICE_TEMPLATE = (
+    "Answer the following multiple choice question. The last line of your response should be of the following "
+    "format: 'Answer: $LETTER' (without quotes) where LETTER is one of ABCD. Think step by step before answering."
+    "\n\n{Question}\n\nA) {A}\nB) {B}\nC) {C}\nD) {D}"
+)
 
 
 @dataclass
@@ -33,6 +44,7 @@ class BenchmarkResult:
     wall_seconds: float
     outcomes: list[dict] = field(default_factory=list, repr=False)
     device: str = ""  # where generation ran ("cuda:0", "cpu")
+    grader: str = "strict"  # what graded it: "strict", "math_verify", or "lighteval" (LightEval's own metrics)
 
 
 def pass_at_1(successes_per_problem: list[list[bool]]) -> float:
@@ -59,6 +71,40 @@ def load_eval_model(model: ModelSpec, adapter_dir: Path | None, dtype: str):
     return base, tokenizer
 
 
+def problem_messages(problem: Problem, prompt: PromptSpec) -> list[dict[str, str]]:
+    """The chat for one problem. A multiple-choice problem's user turn is Tina's GPQA template with its options
+    (the prompt's template, instruction and few-shot turns are for free-answer math and are left out; its system
+    prompt, if any, is kept); any other problem's is ``chat_messages``'s."""
+    if not problem.choices:
+        return chat_messages(problem.question, prompt)
+    if len(problem.choices) != 4:
+        raise ValueError(f"{problem.id}: the multiple-choice template shows 4 options, got {len(problem.choices)}")
+    options = dict(zip("ABCD", problem.choices))
+    user = {"role": "user", "content": MULTIPLE_CHOICE_TEMPLATE.format(Question=problem.question, **options)}
+    return ([{"role": "system", "content": prompt.system}] if prompt.system is not None else []) + [user]
+
+
+def problem_outcome(problem: Problem, samples: list[str], grader: str) -> dict:
+    """One line of ``eval/<benchmark>.jsonl``: the problem, its samples, what was read from each and whether it is
+    correct, and the grader; a multiple-choice problem adds its options in the order shown and its gold letter."""
+    correct, extracted = grade_samples(samples, problem.answers, grader, multiple_choice=bool(problem.choices),
+                                       reference=problem.reference)
+    outcome = {"id": problem.id, "answers": list(problem.answers), "correct": correct,
+               "success_rate": sum(correct) / len(correct), "extracted": extracted, "completions": samples,
+               "grader": grader}
+    if problem.choices:
+        outcome.update(choices=list(problem.choices), gold=problem.answers[0])
+    return outcome
+
+
+def score_benchmark(name: str, problems: list[Problem], samples: list[list[str]], n: int, tokens: int,
+                    seconds: float, grader: str = "strict", device: str = "") -> BenchmarkResult:
+    """Grade n samples per problem with ``grader`` and score the benchmark (every backend but LightEval's)."""
+    outcomes = [problem_outcome(problem, texts, grader) for problem, texts in zip(problems, samples)]
+    return BenchmarkResult(name, pass_at_1([o["correct"] for o in outcomes]), len(problems), n, tokens, seconds,
+                           outcomes, device=device, grader=grader)
+
+
 @torch.inference_mode()
 def generate(model, tokenizer, prompts: list[str], spec: EvalSpec, seed: int) -> tuple[list[list[str]], int]:
     """n completions for each prompt in one batch; returns the texts and the number of generated tokens."""
@@ -79,8 +125,8 @@ def evaluate_benchmark(model, tokenizer, problems: list[Problem], name: str, pro
                        seed: int, on_progress: Callable[[int], None] | None = None) -> BenchmarkResult:
     """Generate, grade and score one benchmark."""
     started = time.perf_counter()
-    chats = [tokenizer.apply_chat_template(chat_messages(p.question, prompt), tokenize=False,
-                                           add_generation_prompt=True) for p in problems]
+    chats = [tokenizer.apply_chat_template(problem_messages(p, prompt), tokenize=False, add_generation_prompt=True)
+             for p in problems]
     completions: list[list[str]] = []
     tokens = 0
     chunk = max(1, spec.batch_size // spec.samples_per_problem)
@@ -90,15 +136,8 @@ def evaluate_benchmark(model, tokenizer, problems: list[Problem], name: str, pro
         tokens += used
         if on_progress:
             on_progress(len(completions))  # problems done so far
-    outcomes, successes = [], []
-    for problem, samples in zip(problems, completions):
-        correct = [grade(text, list(problem.answers)) for text in samples]
-        successes.append(correct)
-        outcomes.append({"id": problem.id, "answers": list(problem.answers), "correct": correct,
-                         "success_rate": sum(correct) / len(correct),
-                         "extracted": [last_boxed(t) for t in samples], "completions": samples})
-    return BenchmarkResult(name, pass_at_1(successes), len(problems), spec.samples_per_problem, tokens,
-                           time.perf_counter() - started, outcomes, device=str(model.device))
+    return score_benchmark(name, problems, completions, spec.samples_per_problem, tokens,
+                           time.perf_counter() - started, spec.grader, str(model.device))
 
 
 def evaluation_prompt(prompt: PromptSpec, spec: EvalSpec) -> PromptSpec:
@@ -120,7 +159,10 @@ def evaluate_model(model_spec: ModelSpec, prompt: PromptSpec, spec: EvalSpec, ad
     if spec.backend == "lighteval":
         from tina_sweep.backends.lighteval_backend import evaluate_with_lighteval
 
-        return evaluate_with_lighteval(model_spec, prompt, spec, adapter_dir, out_dir, seed, on_progress)
+        results = evaluate_with_lighteval(model_spec, prompt, spec, adapter_dir, out_dir, seed, on_progress)
+        for result in results:
+            result.grader = "lighteval"  # LightEval's own metrics graded these, whatever eval.grader says
+        return results
     from tina_sweep.prompts import apply_chat_template_choice
 
     model, tokenizer = load_eval_model(model_spec, adapter_dir, spec.dtype)

@@ -1,10 +1,15 @@
-"""Strict answer grading with math-verify.
+"""Answer grading: the strict grader (the default) and ``math_verify``, the paper's (``eval.grader``).
 
-The answer is taken only from where the prompt asks for it: the content of the *last* ``\\boxed{...}`` in
+Strict: the answer is taken only from where the prompt asks for it: the content of the *last* ``\\boxed{...}`` in
 the completion. There is no fallback over the rest of the text (a model learned to restate the question,
 "29 + 26 equals \\boxed{}", and math-verify's default parsing graded the restated expression as 55), an
 empty box is wrong, and when the gold answer is a number the box must hold a number literal, not an
-expression that evaluates to it.
+expression that evaluates to it. A multiple-choice answer is the letter of the last "Answer: C", ``\\boxed{C}`` or
+final line "(C)".
+
+``math_verify``: Tina's LightEval metrics, through math-verify's own parse and verify: the answer is the match of
+Tina's extraction targets with the best priority (a box or "final answer is ... I hope" first), the rightmost
+within it; the gold is where Tina's tasks take it; letters are read with LightEval's patterns.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import math
 import re
 
-from math_verify import LatexExtractionConfig, parse, verify
+from math_verify import ExprExtractionConfig, LatexExtractionConfig, StringExtractionConfig, parse, verify
+from math_verify.parser import extract_target_from_pred
 
 _BOX_OPENERS = ("\\boxed{", "\\fbox{")
 
@@ -115,3 +121,134 @@ def grade_answer(prediction: str | None, golds: list[str]) -> bool:
 def grade(completion: str, golds: list[str]) -> bool:
     """Grade a completion: its last box against the accepted gold answers."""
     return grade_answer(last_boxed(completion), golds)
+
+
+# ---------------------------------------------------------------- graders
+
+GRADERS = ("strict", "math_verify")
+
+
+def check_grader(name: str) -> str:
+    """``name`` if it is a known grader, else a one-line ValueError."""
+    if name not in GRADERS:
+        raise ValueError(f"grader: must be one of {', '.join(GRADERS)}, got {name!r}")
+    return name
+
+
+# ---------------------------------------------------------------- multiple choice, strict
+
+# Where the strict grader reads a letter: a statement of the answer ("Answer: C", "**Answer:** $C$", "the answer
+# is (C)"), a box (\boxed{C}, \boxed{\text{C}}, \boxed{(C)}), or a last line that is the letter alone ("(C)",
+# "C.", "**C**"). The last of these in the text wins; a letter anywhere else (an option discussed on the way)
+# does not count.
+_ANSWER_LETTER = re.compile(r"(?i:\banswer)(?:\s+is)?(?:\*\*)?\s*:?\s*(?:\*\*)?\s*\$?\s*"
+                            r"(?:\\boxed\{\s*|\\text(?:bf)?\{\s*|\()?([A-D])\b")
+_BOXED_LETTER = re.compile(r"\\boxed\{\s*(?:\\text(?:bf)?\{\s*)?\(?([A-D])\)?\s*\}")
+_LETTER_LINE = re.compile(r"^[\s*$]*\(?([A-D])\)?[\s*$.]*$")
+
+
+def extract_letter(text: str) -> str | None:
+    """The option letter a completion gives (see the patterns above: the last occurrence wins), or None."""
+    found = [(m.start(1), m.group(1)) for pattern in (_ANSWER_LETTER, _BOXED_LETTER) for m in pattern.finditer(text)]
+    lines = [line for line in text.split("\n") if line.strip()]
+    if lines and (m := _LETTER_LINE.match(lines[-1])):
+        found.append((len(text), m.group(1)))
+    return max(found)[1] if found else None
+
+
+# ---------------------------------------------------------------- math-verify, as Tina's LightEval tasks
+
+# Tina's metrics (scripts/eval/run_eval_custom_tasks.py, quoted in data/reference/tina_source/evaluation.json):
+# predictions are read with expression and LaTeX targets, a box matched first; the gold with LaTeX targets
+# (MATH-500, Minerva: from the full solution) or expression targets (AIME, AMC: from the answer); a first match is
+# kept even when it does not parse (fallback_mode "first_match"); numbers are compared to 5 decimals.
+MATH_VERIFY_PRECISION = 5
+MATH_VERIFY_FALLBACK = "first_match"
+
+
+def pred_targets() -> tuple:
+    """How Tina's math tasks read a prediction (``pred_extraction_target``)."""
+    return (ExprExtractionConfig(), LatexExtractionConfig(boxed_match_priority=0))
+
+
+def gold_targets(from_reference: bool) -> tuple:
+    """How Tina's math tasks read a gold (``gold_extraction_target``): LaTeX from a solution (latex_gold_metric),
+    expressions from an answer (expr_gold_metric)."""
+    return (LatexExtractionConfig(),) if from_reference else (ExprExtractionConfig(),)
+
+
+def math_verify_golds(answers: tuple[str, ...] | list[str], reference: str | None = None) -> list[list]:
+    """The gold of each accepted answer, parsed as Tina's tasks parse theirs.
+
+    With a ``reference`` (the solution Tina's MATH-500 and Minerva tasks take their gold from), that text with
+    LaTeX targets; else each answer with expression targets (Tina's AIME and AMC tasks), then -- for answers no
+    expression target reads, which Tina's benchmarks do not have -- as LaTeX math (``$answer$``). A gold nothing
+    reads stays its text, compared as text (LightEval's fallback)."""
+    if reference is not None:
+        return [parse(reference, gold_targets(True), fallback_mode=MATH_VERIFY_FALLBACK) or [reference]]
+    golds = []
+    for answer in answers:
+        parsed = parse(answer, gold_targets(False), fallback_mode=MATH_VERIFY_FALLBACK)
+        if not parsed or all(isinstance(p, str) for p in parsed):
+            parsed = parse(f"${answer}$", (LatexExtractionConfig(),), fallback_mode=MATH_VERIFY_FALLBACK) or [answer]
+        golds.append(parsed)
+    return golds
+
+
+def math_verify_grade(completion: str, golds: list[list]) -> tuple[bool, str | None]:
+    """Tina's math metric on one completion: is the extracted answer equal to a gold? And what was extracted
+    (the matched text)."""
+    predicted = parse(completion, pred_targets(), fallback_mode=MATH_VERIFY_FALLBACK)
+    if not predicted:
+        return False, None
+    correct = any(verify(gold, predicted, float_rounding=MATH_VERIFY_PRECISION) for gold in golds)
+    return correct, str(predicted[-1])
+
+
+def _lighteval_letter_patterns(letters: str = "ABCD") -> list[tuple[re.Pattern[str], int]]:
+    """LightEval 0.8.1's ``IndicesExtractionConfig(prefix_for_extraction="NativeLetters")`` patterns in English
+    (lighteval/metrics/utils/extractive_match_utils.py, ``lazy_indices_regex``), with their priorities; the group
+    is named as math-verify's string extraction reads it."""
+    keys = f"(?P<string_keys>{'|'.join(re.escape(letter) for letter in letters)})"
+    suffix = r"(?:\*\*)?(?:[\.]|[\,]|[\:]|\ |$)"
+    answer = rf"(^|\ )(?:\*\*)?{keys}{suffix}"
+    return [(re.compile(pattern), priority) for pattern, priority in [
+        (rf"(?i:final answer is)\:?\s*{keys}\.?\s?I hope", 0),
+        (rf"(?i:final answer.{{0,100}}?)\s+is\:?\s*{keys}", 50),
+        (rf"(?i:answer)[\:].{{0,50}}?{answer}", 100),
+        (rf"(?i:answer).{{0,50}}?{answer}", 150),
+        (rf"^(?:\*\*)?{keys}{suffix}", 200),
+        (answer, 250),
+        (keys, 300),
+    ]]
+
+
+_LETTER_PATTERNS = _lighteval_letter_patterns()
+
+
+def math_verify_letter(completion: str) -> str | None:
+    """Tina's GPQA metric's reading of a completion: LightEval's letter patterns, the best priority first, the
+    rightmost match within it (math-verify's extraction loop). A bare capital A-D anywhere is the last resort."""
+    found = extract_target_from_pred(completion, [(_LETTER_PATTERNS, StringExtractionConfig(lowercase=False))],
+                                     fallback_mode="no_fallback", extraction_mode="any_match")
+    return found[0] if found else None
+
+
+# ---------------------------------------------------------------- one problem's samples
+
+def grade_samples(completions: list[str], answers: tuple[str, ...] | list[str], grader: str = "strict", *,
+                  multiple_choice: bool = False, reference: str | None = None) -> tuple[list[bool], list[str | None]]:
+    """Grade one problem's completions with ``grader``: whether each is correct, and what was read from each (the
+    last box's content, the matched text, or an option letter). A multiple-choice problem's answer is its
+    correct letter."""
+    check_grader(grader)
+    if multiple_choice:
+        read = extract_letter if grader == "strict" else math_verify_letter
+        letters = [read(text) for text in completions]
+        return [letter is not None and letter in answers for letter in letters], letters
+    if grader == "strict":
+        extracted = [last_boxed(text) for text in completions]
+        return [grade_answer(box, list(answers)) for box in extracted], extracted
+    golds = math_verify_golds(answers, reference)
+    graded = [math_verify_grade(text, golds) for text in completions]
+    return [correct for correct, _ in graded], [read for _, read in graded]

@@ -43,6 +43,7 @@ def results_frame(results: list[dict[str, Any]], axis_names: list[str]) -> pl.Da
         row["peak_mem_gb"] = round(r["cost"]["peak_memory_gb"], 2)
         row["cost_usd"] = r["cost"]["total_usd"]
         row["device"] = r["cost"]["device"]
+        row["grader"] = ", ".join(dict.fromkeys(r["benchmarks"][b].get("grader", "strict") for b in r["benchmarks"]))
         rows.append(row)
     return pl.DataFrame(rows)
 
@@ -64,13 +65,25 @@ def _cell(value: Any, column: str) -> str:
     return str(value)
 
 
+def grading_text(frame: pl.DataFrame) -> str:
+    """What graded the table's numbers: ``strict grading`` (one grader) or ``graded by: a, b`` (several)."""
+    graders = list(dict.fromkeys(g for cell in frame["grader"].to_list() for g in cell.split(", "))) \
+        if "grader" in frame.columns else ["strict"]
+    return f"{graders[0]} grading" if len(graders) == 1 else f"graded by: {', '.join(graders)}"
+
+
+def _mixed_graders(frame: pl.DataFrame) -> bool:
+    return "grader" in frame.columns and frame["grader"].n_unique() > 1
+
+
 def to_markdown(frame: pl.DataFrame) -> str:
-    columns = [c for c in frame.columns if c != "device"]
+    hidden = {"device"} | (set() if _mixed_graders(frame) else {"grader"})
+    columns = [c for c in frame.columns if c not in hidden]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in frame.iter_rows(named=True):
         lines.append("| " + " | ".join(_cell(row[c], c) for c in columns) + " |")
     device = frame["device"][0] if frame.height else ""
-    return "\n".join(lines) + f"\n\nPass@1 per benchmark (strict grading); cost on {device}.\n"
+    return "\n".join(lines) + f"\n\nPass@1 per benchmark ({grading_text(frame)}); cost on {device}.\n"
 
 
 def print_results(frame: pl.DataFrame, axis_names: list[str], console: Console | None = None) -> None:
@@ -79,18 +92,20 @@ def print_results(frame: pl.DataFrame, axis_names: list[str], console: Console |
     if not console.is_terminal:
         console.width = max(console.width, 140)
     benchmarks = [c for c in frame.columns if c not in axis_names and c not in _NON_BENCHMARK]
-    table = Table(title="Results: Pass@1 (strict grading)")
+    table = Table(title=f"Results: Pass@1 ({grading_text(frame)})")
     table.add_column("arm", no_wrap=True)
-    for column in benchmarks + ["average", "n", "train_steps", "train_s", "eval_s", "cost_usd"]:
+    extra = ["grader"] if _mixed_graders(frame) else []
+    for column in benchmarks + ["average", "n", "train_steps", "train_s", "eval_s", "cost_usd"] + extra:
         table.add_column(column, justify="right", no_wrap=True)
     best = frame.filter(pl.col("kind") == "trial")["average"].max() if frame.height else None
     for row in frame.iter_rows(named=True):
         arm = "base model" if row["kind"] == "baseline" else ", ".join(f"{a}={row[a]}" for a in axis_names)
         style = "bold green" if row["kind"] == "trial" and row["average"] == best else None
-        cells = [_cell(row[c], c) for c in benchmarks + ["average", "n", "train_steps", "train_s", "eval_s", "cost_usd"]]
+        cells = [_cell(row[c], c) for c in benchmarks + ["average", "n", "train_steps", "train_s", "eval_s", "cost_usd"]
+                 + extra]
         table.add_row(arm, *cells, style=style)
     console.print(table)
 
 
 _NON_BENCHMARK = {"trial_id", "kind", "average", "n", "train_steps", "train_s", "eval_s", "tokens", "peak_mem_gb",
-                  "cost_usd", "device"}
+                  "cost_usd", "device", "grader"}

@@ -3,7 +3,7 @@
 ``evaluate_adapters`` sends every (adapter, benchmark, problem) request of a study to one ``LLM.generate`` call:
 vLLM batches requests of different adapters together (up to ``max_loras`` adapters resident at once), so N
 adapters cost one model load instead of N merges and N engine starts (the paper's scripts merge each checkpoint
-and restart vLLM). Completions are graded by our strict grader; per-problem outcomes are written as the
+and restart vLLM). Completions are graded with ``eval.grader``; per-problem outcomes are written as the
 transformers backend writes them (``<out_dir>/<benchmark>.jsonl``).
 
 Before trusting the adapters, ``check_adapter`` verifies once per study, greedily on a few prompts, that an
@@ -28,9 +28,8 @@ from typing import Any
 
 from tina_sweep.config import EvalSpec, ModelSpec, PromptSpec
 from tina_sweep.data import Problem, load_benchmark
-from tina_sweep.evaluate import BenchmarkResult, pass_at_1
-from tina_sweep.grading import grade, last_boxed
-from tina_sweep.prompts import apply_chat_template_choice, chat_messages
+from tina_sweep.evaluate import BenchmarkResult, problem_messages, score_benchmark
+from tina_sweep.prompts import apply_chat_template_choice
 
 # vLLM's LoRAConfig accepts only these max_lora_rank values (vllm/config/lora.py, 0.31).
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -113,7 +112,7 @@ def sampling_kwargs(spec: EvalSpec, seed: int, *, greedy_tokens: int | None = No
 def render_prompts(tokenizer, problems: Sequence[Problem], prompt: PromptSpec) -> list[str]:
     """Chat-formatted prompt texts, as the transformers backend builds them."""
     apply_chat_template_choice(tokenizer, prompt)
-    return [tokenizer.apply_chat_template(chat_messages(p.question, prompt), tokenize=False, add_generation_prompt=True)
+    return [tokenizer.apply_chat_template(problem_messages(p, prompt), tokenize=False, add_generation_prompt=True)
             for p in problems]
 
 
@@ -235,7 +234,7 @@ class VLLMEvaluator:
                 rows = grouped[(job.name, bench)]
                 used = sum(r[2] for r in rows)
                 result = grade_benchmark(bench, problems, [r[1] for r in rows], self.spec.samples_per_problem, used,
-                                         seconds * used / total_tokens)  # wall time shared by tokens generated
+                                         seconds * used / total_tokens, self.spec.grader)  # time shared by tokens
                 write_outcomes(job.out_dir / f"{bench}.jsonl", result)
                 results.setdefault(job.name, []).append(result)
                 if on_progress:
@@ -279,16 +278,9 @@ def merged_greedy(model: ModelSpec, spec: EvalSpec, merged_dir: Path, prompt: Pr
 
 
 def grade_benchmark(name: str, problems: list[Problem], samples: list[list[str]], n: int, tokens: int,
-                    seconds: float) -> BenchmarkResult:
-    """Strict grading of n samples per problem, as the transformers backend grades."""
-    outcomes, successes = [], []
-    for problem, texts in zip(problems, samples):
-        correct = [grade(text, list(problem.answers)) for text in texts]
-        successes.append(correct)
-        outcomes.append({"id": problem.id, "answers": list(problem.answers), "correct": correct,
-                         "success_rate": sum(correct) / len(correct), "extracted": [last_boxed(t) for t in texts],
-                         "completions": texts})
-    return BenchmarkResult(name, pass_at_1(successes), len(problems), n, tokens, seconds, outcomes)
+                    seconds: float, grader: str = "strict") -> BenchmarkResult:
+    """Grading of n samples per problem with ``eval.grader``, as the transformers backend grades."""
+    return score_benchmark(name, problems, samples, n, tokens, seconds, grader)
 
 
 def write_outcomes(path: Path, result: BenchmarkResult) -> None:

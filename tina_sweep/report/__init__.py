@@ -27,8 +27,9 @@ import polars as pl
 from tina_sweep.report.frame import (ReportError, ReportWarning, StudyInfo, Which, load_frame, load_outcomes,
                                      load_study_info, read_json)
 from tina_sweep.report.stats import CONFIDENCE, N_BOOT, arm_summary
-from tina_sweep.report.tables import (Section, Table, differences_table, global_batch_note, latex_document,
-                                      study_cost_table, study_pass_at_1_table, to_markdown, write_table)
+from tina_sweep.report.tables import (Section, Table, differences_table, global_batch_note, grader_note,
+                                      latex_document, study_cost_table, study_pass_at_1_table, to_markdown,
+                                      write_table)
 
 __all__ = ["ReportError", "ReportWarning", "arm_summary", "build_report", "load_frame", "load_outcomes"]
 
@@ -106,7 +107,7 @@ def build_report(sweep_dir: Path, *, which: Which = "final", published: str | No
         data.write_parquet(out_dir / f"{name}.parquet")
         data.write_csv(out_dir / f"{name}.csv")
     tables = [study_pass_at_1_table(summary, info, which, _published(info, summary, published), confidence,
-                                    batch=global_batch_note(frame)),
+                                    grader_note(frame), batch=global_batch_note(frame)),
               differences_table(summary, confidence=confidence, n_boot=n_boot),
               study_cost_table(frame, info)]
     for table in tables:

@@ -247,7 +247,15 @@ def _axis_series(name: str, values: list[Any]) -> pl.Series:
 FRAME_COLUMNS = ["study", "trial_id", "kind", "arm", "label"]  # then the axes, then FRAME_TAIL
 FRAME_TAIL = ["seed", "benchmark", "pass_at_1", "problems", "samples_per_problem", "train_steps", "steps_pct_epoch",
               "train_seconds", "eval_seconds", "device", "device_count", "device_hours", "train_usd", "eval_usd",
-              "total_usd", "checkpoint", "prompts_per_step", "completions_per_step"]
+              "total_usd", "checkpoint", "prompts_per_step", "completions_per_step", "grader"]
+
+
+def grader_of(detail: dict[str, Any], spec: dict[str, Any]) -> str:
+    """What graded a benchmark's number: as result.json records it; for results written before it did, the
+    lighteval backend's own metrics or else the strict grader (the only one there was)."""
+    if detail.get("grader"):
+        return str(detail["grader"])
+    return "lighteval" if spec.get("eval", {}).get("backend") == "lighteval" else "strict"
 
 
 def load_frame(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
@@ -280,6 +288,7 @@ def load_frame(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
                 "device_hours": cost.get("device_hours"), "train_usd": cost.get("train_usd"),
                 "eval_usd": cost.get("eval_usd"), "total_usd": cost.get("total_usd"), "checkpoint": checkpoint.name,
                 "prompts_per_step": prompts, "completions_per_step": completions,
+                "grader": grader_of(detail, spec),
             })
     columns: list[pl.Series] = []
     for name in FRAME_COLUMNS:
@@ -291,7 +300,7 @@ def load_frame(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
               "train_seconds": pl.Float64, "eval_seconds": pl.Float64, "device": pl.String,
               "device_count": pl.Int64, "device_hours": pl.Float64, "train_usd": pl.Float64,
               "eval_usd": pl.Float64, "total_usd": pl.Float64, "checkpoint": pl.String,
-              "prompts_per_step": pl.Int64, "completions_per_step": pl.Int64}
+              "prompts_per_step": pl.Int64, "completions_per_step": pl.Int64, "grader": pl.String}
     for name in FRAME_TAIL:
         columns.append(pl.Series(name, [r[name] for r in rows], dtype=schema[name]))
     return pl.DataFrame(columns)

@@ -14,7 +14,8 @@ import polars as pl
 
 from tina_sweep.data import bundled_path
 from tina_sweep.report.stats import AVERAGE, SUMMARY_COLUMNS, SUMMARY_TAIL
-from tina_sweep.report.tables import Section, Table, axis_name, cost_table, latex_document, pass_at_1_table, write_table
+from tina_sweep.report.tables import (PUBLISHED_GRADER, Section, Table, axis_name, cost_table, latex_document,
+                                      pass_at_1_table, write_table)
 
 PAPER_BENCHMARKS = ["aime24", "aime25", "amc23", "math500", "gpqa_diamond", "minerva"]
 CITATION = "Wang et al., 2025"
@@ -98,8 +99,8 @@ def _arms(summary: pl.DataFrame, section: str) -> list[str]:
 def paper_tables() -> list[Table]:
     """The paper's main table, its four ablation tables and its cost table, rebuilt from the bundled CSVs."""
     summary = published_summary(["baseline", "main", *ABLATIONS])
-    note = (f"Pass@1 (%) published in {CITATION} (one sample per problem); Avg computed here as the mean of the "
-            "six benchmarks.")
+    note = (f"Pass@1 (%) published in {CITATION} (one sample per problem), graded by {PUBLISHED_GRADER}; Avg "
+            "computed here as the mean of the six benchmarks.")
     tables = [pass_at_1_table(summary, [Section("Baselines (full-parameter RL)", _arms(summary, "baseline")),
                                         Section("Tina (LoRA RL)", _arms(summary, "main"))],
                               keys=[("Model", "label")], name="paper_main", caption=f"Main results. {note}",

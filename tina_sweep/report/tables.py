@@ -30,6 +30,11 @@ BENCHMARK_NAMES = {"aime24": "AIME24", "aime25": "AIME25", "amc23": "AMC23", "ma
                    "gsm8k": "GSM8K", "svamp": "SVAMP"}
 AXIS_NAMES = {"lora.rank": "LoRA rank", "training.learning_rate": "Learning rate", "dataset.name": "Dataset",
               "algorithm.name": "RL algorithm", "lora.alpha": "LoRA alpha"}
+# what each grader is, for captions (result.json names the grader of every benchmark's number)
+GRADER_NOTES = {"strict": "strict (ours: the last \\boxed{} only, a number literal for a numeric gold)",
+                "math_verify": "math_verify (the paper's: Tina's LightEval math-verify extraction)",
+                "lighteval": "LightEval's own metrics (lighteval backend)"}
+PUBLISHED_GRADER = "LightEval's math-verify extraction (Tina's evaluation tasks)"
 STEPS = "Steps (% of 1 epoch)"
 AVG = "Avg"
 MISSING = "–"
@@ -196,6 +201,21 @@ def seeds_note(summary: pl.DataFrame) -> str:
     return f"mean ± std across seeds (n = {spread} seeds per arm; std with ddof = 1)"
 
 
+def grader_note(frame: pl.DataFrame) -> str:
+    """Which grader produced the numbers (a frame's ``grader`` column): one for all, or each benchmark's."""
+    if "grader" not in frame.columns or not frame.height:
+        return ""
+    pairs = frame.select("benchmark", "grader").unique(maintain_order=True)
+    graders = list(dict.fromkeys(pairs["grader"].to_list()))
+    if len(graders) == 1:
+        return f"Graded by {GRADER_NOTES.get(graders[0], graders[0])}."
+    by_benchmark: dict[str, list[str]] = {}
+    for benchmark, grader in pairs.iter_rows():
+        by_benchmark.setdefault(benchmark, []).append(grader)
+    return ("Graded by " + "; ".join(f"{benchmark_name(b)}: {' and '.join(g)}" for b, g in by_benchmark.items())
+            + " (" + "; ".join(f"{GRADER_NOTES.get(g, g)}" for g in graders) + ").")
+
+
 def which_note(which: str) -> str:
     if which == "best":
         return ("the best checkpoint of each trial (highest average Pass@1 among its evaluated checkpoints; "
@@ -219,9 +239,10 @@ def global_batch_note(frame: pl.DataFrame) -> str:
 
 def study_pass_at_1_table(summary: pl.DataFrame, info: StudyInfo, which: str = "final",
                           extra: list[tuple[Section, pl.DataFrame]] | None = None,
-                          confidence: float = 0.95, batch: str = "") -> Table:
-    """The study's main table; ``extra`` adds sections of other summaries (published rows, say); ``batch`` is the
-    global batch note (``global_batch_note``) for the caption."""
+                          confidence: float = 0.95, grading: str = "", batch: str = "") -> Table:
+    """The study's main table; ``extra`` adds sections of other summaries (published rows, say); ``grading``
+    (``grader_note``) says which grader produced the study's numbers; ``batch`` is the global batch note
+    (``global_batch_note``) for the caption."""
     sections = study_sections(summary, info)
     axes = [a for a in info.axes if a in summary.columns]
     keys = [(axis_name(a), a) for a in axes] or [("Arm", "label")]
@@ -236,7 +257,8 @@ def study_pass_at_1_table(summary: pl.DataFrame, info: StudyInfo, which: str = "
                + f". {STEPS}: training steps x prompts per optimizer step / training-set size. "
                + (f"{batch} " if batch else "")
                + f"Brackets: {100 * confidence:g}% bootstrap confidence interval (problems and seeds resampled). "
-               "Bold: best in its section.")
+               "Bold: best in its section." + (f" {grading}" if grading else "")
+               + (f" Published rows: graded by {PUBLISHED_GRADER}." if extra else ""))
     return pass_at_1_table(combined, sections, keys=keys, name="pass_at_1", caption=caption, benchmarks=benchmarks)
 
 
