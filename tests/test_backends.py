@@ -328,7 +328,10 @@ def _lighteval_python() -> str | None:
     python = os.environ.get("TINA_LIGHTEVAL_PYTHON")
     if not python:
         return None
-    probe = subprocess.run([python, "-c", "import lighteval.tasks.registry"], capture_output=True)
+    try:
+        probe = subprocess.run([python, "-c", "import lighteval.tasks.registry"], capture_output=True)
+    except OSError:
+        return None
     return python if probe.returncode == 0 else None
 
 

@@ -4,7 +4,8 @@ offline) on the bundled AIME24/AIME25/AMC23/MATH-500/Minerva with Tina's task de
 is checked against LightEval's results file and its per-sample details.
 
 LightEval lives in its own environment: set TINA_LIGHTEVAL_PYTHON to its python (``.ci/lighteval`` builds it);
-without it the test skips."""
+without it the test skips. The engine is LightEval's transformers model without CUDA, vLLM with it (or as
+TINA_LIGHTEVAL_ENGINE says)."""
 
 from __future__ import annotations
 
@@ -28,13 +29,19 @@ FILES = {"aime24": "aime24.jsonl", "aime25": "aime25.jsonl", "amc23": "amc23.jso
          "minerva": "minerva_math.json"}
 
 
-def _lighteval_python() -> str:
+def _why_not() -> str | None:
+    """Why LightEval cannot run here, or None."""
     python = os.environ.get("TINA_LIGHTEVAL_PYTHON")
     if not python:
-        pytest.skip("LightEval runs in its own environment: set TINA_LIGHTEVAL_PYTHON to its python (.ci/lighteval)")
-    if subprocess.run([python, "-c", "import lighteval"], capture_output=True).returncode != 0:
-        pytest.skip(f"TINA_LIGHTEVAL_PYTHON={python} cannot import lighteval")
-    return python
+        return "LightEval runs in its own environment: set TINA_LIGHTEVAL_PYTHON to its python (.ci/lighteval)"
+    try:
+        imports = subprocess.run([python, "-c", "import lighteval"], capture_output=True).returncode == 0
+    except OSError:
+        imports = False
+    return None if imports else f"TINA_LIGHTEVAL_PYTHON={python} cannot import lighteval"
+
+
+pytestmark = pytest.mark.skipif(_why_not() is not None, reason=str(_why_not()))
 
 
 def _bundled_rows(benchmark: str) -> list[dict]:
@@ -49,23 +56,22 @@ def _tina_math_query(question: str) -> str:
     return ast.literal_eval(node.func.value).strip().format(Question=question)
 
 
-def test_lighteval_evaluates_a_trained_adapter_with_tinas_tasks(tmp_path, tiny_model_dir, monkeypatch):
+def test_lighteval_evaluates_a_trained_adapter_with_tinas_tasks(tmp_path, tiny_model_dir):
     import pyarrow.parquet as pq
     import yaml
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
     from conftest import smoke_spec
+    from tina_sweep.backends.lighteval_backend import lighteval_engine
     from tina_sweep.evaluate import evaluate_model
     from tina_sweep.train import train_trial
 
-    monkeypatch.setenv("TINA_LIGHTEVAL_PYTHON", _lighteval_python())
-    monkeypatch.delenv("TINA_LIGHTEVAL_ENGINE", raising=False)
     # the random model is never right, so accuracy alone gives zero advantages: the length reward makes the
     # update non-zero
     spec = smoke_spec(**{"lora.rank": 2, "training.learning_rate": 5e-3, "training.save_steps": 2,
                          "algorithm.rewards": [{"name": "accuracy", "weight": 1.0}, {"name": "length", "weight": 1.0}],
-                         "eval.backend": "lighteval", "eval.max_new_tokens": 12,
+                         "eval.backend": "lighteval", "eval.max_new_tokens": 12, "eval.gpu_memory_utilization": 0.1,
                          "eval.benchmarks": [{"name": b, "limit": LIMIT} for b in BENCHMARKS]})
     trial = tmp_path / "sweeps" / "s" / "trials" / "lora.rank=2,seed=0"  # '=' and ',' as in trial ids
     adapter = train_trial(spec, trial).adapter_dir
@@ -79,7 +85,7 @@ def test_lighteval_evaluates_a_trained_adapter_with_tinas_tasks(tmp_path, tiny_m
     config = yaml.safe_load((work / "model_config.yaml").read_text())["model_parameters"]
     merged = Path(config["model_name"])
     assert merged == (work / "merged").resolve() and "=" in str(merged) and "," in str(merged)
-    assert json.loads((work / "command.json").read_text())[3] == "accelerate"  # no CUDA here
+    assert json.loads((work / "command.json").read_text())[3] == lighteval_engine()  # accelerate without CUDA
     base_w, merged_w = (load_file(str(d / "model.safetensors")) for d in (tiny_model_dir, merged))
     changed = [k for k in base_w if "q_proj.weight" in k and not (base_w[k] == merged_w[k]).all()]
     assert changed  # the adapter is in the merged weights
