@@ -64,6 +64,7 @@ def test_lighteval_evaluates_a_trained_adapter_with_tinas_tasks(tmp_path, tiny_m
 
     from conftest import smoke_spec
     from tina_sweep.backends.lighteval_backend import lighteval_engine
+    from tina_sweep.data import load_benchmark
     from tina_sweep.evaluate import evaluate_model
     from tina_sweep.train import train_trial
 
@@ -115,4 +116,7 @@ def test_lighteval_evaluates_a_trained_adapter_with_tinas_tasks(tmp_path, tiny_m
             assert len(sample["model_response"]["output_tokens"][0]) <= 12
         outcomes = [json.loads(line) for line in (out / f"{result.benchmark}.jsonl").read_text().splitlines()]
         assert [o["success_rate"] for o in outcomes] == scores
+        benchmark = next(b for b in spec.eval.benchmarks if b.name == result.benchmark)
+        assert [o["id"] for o in outcomes] == [p.id for p in load_benchmark(benchmark)]
+        assert result.generated_tokens == sum(len(s["model_response"]["output_tokens"][0]) for s in samples) > 0
         assert [o["completions"] for o in outcomes] == [list(s["model_response"]["text"]) for s in samples]

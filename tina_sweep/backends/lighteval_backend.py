@@ -364,7 +364,8 @@ def outcomes_from_details(path: Path, ids: list[str]) -> list[dict[str, Any]]:
         score = float(row["metric"][METRIC_NAME])
         outcomes.append({"id": ids[int(doc["id"])], "answers": list(doc["choices"]), "gold_index": doc["gold_index"],
                          "correct": [score == 1.0], "success_rate": score,
-                         "extracted": specific.get("extracted_predictions"), "completions": list(response["text"])})
+                         "extracted": specific.get("extracted_predictions"), "completions": list(response["text"]),
+                         "tokens": sum(len(tokens) for tokens in response["output_tokens"])})
     return outcomes
 
 
@@ -389,9 +390,15 @@ def evaluate_with_lighteval(model: ModelSpec, prompt: PromptSpec, spec: EvalSpec
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / "lighteval"
     engine = lighteval_engine()
-    tasks = task_argument(spec)
-    model_path = Path(resolve_model(model.name)) if adapter_dir is None else \
-        merge_adapter(model, adapter_dir, work / "merged", spec.dtype)
+    task_argument(spec)  # a spec LightEval cannot run fails here, before the merge
+    if adapter_dir is None:
+        model_path = Path(resolve_model(model.name))
+        if not model_path.is_dir():  # a hub id: a local copy, since LightEval runs offline
+            from huggingface_hub import snapshot_download
+
+            model_path = Path(snapshot_download(str(model_path)))
+    else:
+        model_path = merge_adapter(model, adapter_dir, work / "merged", spec.dtype)
     module = work / "tina_custom_tasks.py"
     module.write_text(custom_tasks_module_text(write_task_data(spec, work / "data", seed), spec))
     output = work / "output"
@@ -423,8 +430,10 @@ def evaluate_with_lighteval(model: ModelSpec, prompt: PromptSpec, spec: EvalSpec
         with open(out_dir / f"{benchmark.name}.jsonl", "w") as handle:
             for outcome in outcomes:
                 handle.write(json.dumps(outcome) + "\n")
-        results.append(BenchmarkResult(benchmark.name, scores[benchmark.name], len(outcomes), 1, 0,
-                                       seconds / len(spec.benchmarks), outcomes, device=engine))
+        tokens = sum(o["tokens"] for o in outcomes)
+        results.append(BenchmarkResult(benchmark.name, scores[benchmark.name], len(outcomes), 1, tokens,
+                                       seconds / len(spec.benchmarks), outcomes,
+                                       device="cuda" if torch.cuda.is_available() else "cpu"))
         if on_progress:
             on_progress(benchmark.name, len(outcomes), len(outcomes))
     return results
