@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -176,7 +174,7 @@ def test_evaluate_model_dispatches_to_the_vllm_backend(tmp_path, tiny_model_dir,
 # ------------------------------------------------------------------ LightEval
 
 def _tina_math_query(question: str) -> str:
-    """Tina's MATH_QUERY_TEMPLATE, evaluated from the quoted assignment (``\"\"\"...\"\"\".strip()``), with a question."""
+    """Tina's MATH_QUERY_TEMPLATE (the quoted ``\"\"\"...\"\"\".strip()``, evaluated) around a question."""
     import ast
 
     from tina_sweep.tina_source import quote
@@ -377,7 +375,7 @@ def test_lighteval_itself_reads_our_model_config_and_tinas_tasks_offline(tmp_pat
     """Runs only in LightEval's own environment (TINA_LIGHTEVAL_PYTHON); the module is LightEval 0.13's."""
     python = _lighteval_python()
     if python is None:
-        pytest.skip("LightEval is not importable: set TINA_LIGHTEVAL_PYTHON to its environment's python (.ci/lighteval)")
+        pytest.skip("LightEval is not importable: set TINA_LIGHTEVAL_PYTHON to its python (.ci/lighteval)")
     rows = [{"Question": "q", "Correct Answer": "r", "Incorrect Answer 1": "a", "Incorrect Answer 2": "b",
              "Incorrect Answer 3": "c"}]
     monkeypatch.setattr(le, "_load_hub", lambda source: rows)  # GPQA is gated: one made-up row stands in
@@ -386,8 +384,10 @@ def test_lighteval_itself_reads_our_model_config_and_tinas_tasks_offline(tmp_pat
     module = tmp_path / "tina_custom_tasks.py"
     module.write_text(le.custom_tasks_module_text(folders, PAPER_EVAL))
     merged = tmp_path / "trials" / "id=1,2" / "merged"
-    vllm = le.write_model_config(tmp_path / "vllm.yaml", le.model_parameters(merged, PAPER_EVAL, 42, "vllm", tmp_path, 2))
-    cpu = le.write_model_config(tmp_path / "cpu.yaml", le.model_parameters(merged, PAPER_EVAL, 42, "accelerate", tmp_path))
+    vllm = le.write_model_config(tmp_path / "vllm.yaml",
+                                 le.model_parameters(merged, PAPER_EVAL, 42, "vllm", tmp_path, 2))
+    cpu = le.write_model_config(tmp_path / "cpu.yaml",
+                                le.model_parameters(merged, PAPER_EVAL, 42, "accelerate", tmp_path))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     answers = {}  # each benchmark's first answer, as our catalog reads it
     for benchmark in spec.benchmarks:
