@@ -203,6 +203,9 @@ def test_tina_tasks_are_read_from_tinas_task_definitions():
         "aggregation_function=max")
     assert le.template("lighteval.math_query_template").endswith("Think step by step before answering.\n\n{Question}")
     assert _tina_math_query("Q?").count("\\boxed{ANSWER}") == 1  # Tina's doubled braces, after format
+    from tina_sweep.prompts import TINA_MATH_QUERY_TEMPLATE  # the other backends' paper-scale user turn: the same
+
+    assert _tina_math_query("Q?") == TINA_MATH_QUERY_TEMPLATE.replace("{question}", "Q?")
 
 
 def test_lighteval_tasks_and_task_argument():
