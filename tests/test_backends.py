@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from fake_vllm import _Choice, _Output
 from tina_sweep.backends import lighteval_backend as le
 from tina_sweep.backends import vllm_backend as vb
 from tina_sweep.config import EvalSpec, PromptSpec
+from tina_sweep.data import load_benchmark
 from tina_sweep.evaluate import evaluation_prompt
 from tina_sweep.scales import scale_preset
 
@@ -174,151 +173,253 @@ def test_evaluate_model_dispatches_to_the_vllm_backend(tmp_path, tiny_model_dir,
 
 # ------------------------------------------------------------------ LightEval
 
+def _tina_math_query(question: str) -> str:
+    """Tina's MATH_QUERY_TEMPLATE (the quoted ``\"\"\"...\"\"\".strip()``, evaluated) around a question."""
+    import ast
+
+    from tina_sweep.tina_source import quote
+
+    node = ast.parse(quote("lighteval.math_query_template").text).body[0].value
+    return ast.literal_eval(node.func.value).strip().format(Question=question)
+
+
+def test_tina_tasks_are_read_from_tinas_task_definitions():
+    """Prompt function, gold field and metric of each task, as run_eval_custom_tasks.py defines them."""
+    expected = {"aime24": ("aime_prompt_fn", "expr_gold_metric", "problem", "answer"),
+                "aime25": ("aime_prompt_fn", "expr_gold_metric", "problem", "answer"),
+                "amc23": ("amc_prompt_fn", "expr_gold_metric", "problem", "answer"),
+                "math500": ("math_prompt_fn", "latex_gold_metric", "problem", "solution"),
+                "minerva": ("minerva_prompt_fn", "latex_gold_metric", "problem", "solution"),
+                "gpqa_diamond": ("gpqa_prompt_fn", "gpqa_metric", None, None)}
+    for benchmark, (function, metric, question, gold) in expected.items():
+        task = le.tina_task(benchmark)
+        assert (task.prompt_function, task.metric, task.question_field, task.gold_field) == \
+            (function, metric, question, gold), benchmark
+        assert task.generation_size == 32768
+    assert le.metric_arguments("latex_gold_metric") == (
+        "language=Language.ENGLISH, fallback_mode='first_match', precision=5, "
+        "gold_extraction_target=(LatexExtractionConfig(),), "
+        "pred_extraction_target=(ExprExtractionConfig(), LatexExtractionConfig(boxed_match_priority=0)), "
+        "aggregation_function=max")
+    assert le.template("lighteval.math_query_template").endswith("Think step by step before answering.\n\n{Question}")
+    assert _tina_math_query("Q?").count("\\boxed{ANSWER}") == 1  # Tina's doubled braces, after format
+    from tina_sweep.prompts import TINA_MATH_QUERY_TEMPLATE  # the other backends' paper-scale user turn: the same
+
+    assert _tina_math_query("Q?") == TINA_MATH_QUERY_TEMPLATE.replace("{question}", "Q?")
+
+
 def test_lighteval_tasks_and_task_argument():
-    assert le.task_argument(PAPER_EVAL) == "aime24|0,aime25|0,tina_amc23|0,math_500|0,gpqa:diamond|0,tina_minerva|0"
-    with pytest.raises(ValueError, match="no LightEval task"):
+    assert le.task_argument(PAPER_EVAL) == ("tina_aime24|0,tina_aime25|0,tina_amc23|0,tina_math500|0,"
+                                            "tina_gpqa_diamond|0,tina_minerva|0")
+    with pytest.raises(ValueError, match="gsm8k: no LightEval task"):
         le.lighteval_tasks(EvalSpec(benchmarks=[{"name": "gsm8k"}]))
-    with pytest.raises(ValueError, match="one sample per problem"):
+    with pytest.raises(ValueError, match="one sample per problem, as Tina's tasks do, got 4"):
         le.lighteval_tasks(PAPER_EVAL.model_copy(update={"samples_per_problem": 4}))
-    assert le.lighteval_tasks(EvalSpec(benchmarks=[{"name": "amc23"}], samples_per_problem=4, temperature=0.6)) == \
-        ["tina_amc23"]
-    with pytest.raises(ValueError, match="no path, no limit"):
-        le.lighteval_tasks(EvalSpec(benchmarks=[{"name": "aime24", "limit": 3}]))
+    with pytest.raises(ValueError, match="no path"):
+        le.lighteval_tasks(EvalSpec(benchmarks=[{"name": "aime24", "path": "x.jsonl"}]))
+    assert le.lighteval_tasks(EvalSpec(benchmarks=[{"name": "aime24", "limit": 3}])) == ["tina_aime24"]
 
 
-def test_lighteval_model_args_string(tmp_path):
-    text = le.model_args(tmp_path / "merged", PAPER_EVAL, seed=42, data_parallel_size=2)
-    assert text == (f"model_name={(tmp_path / 'merged').resolve()},dtype=bfloat16,data_parallel_size=2,"
-                    "gpu_memory_utilization=0.7,seed=42,max_model_length=32768,"
-                    "generation_parameters={max_new_tokens:32768,temperature:0.6,top_p:0.95,seed:42}")
-    with pytest.raises(ValueError, match="plain path"):
-        le.model_args(Path("/a,b"), PAPER_EVAL, seed=0)
-    command = le.lighteval_command("py", tmp_path / "m", PAPER_EVAL, 1, tmp_path / "t.py", tmp_path / "out")
-    assert command[:4] == ["py", "-m", "lighteval", "vllm"] and command[5] == le.task_argument(PAPER_EVAL)
-    assert command[6:] == ["--custom-tasks", str(tmp_path / "t.py"), "--output-dir", str(tmp_path / "out"),
-                           "--save-details"]
+def test_paper_scale_model_parameters_are_tinas_lighteval_arguments(tmp_path):
+    """eval_post_train.sh's MODEL_ARGS (DeepSeek-R1-Distill branch) and ours at paper scale, key by key."""
+    import re
+
+    from tina_sweep.tina_source import quote
+
+    script = quote("lighteval.script.model_args").text
+    sizes = dict(line.strip().split("=") for line in quote("lighteval.script.max_lengths").text.splitlines())
+    tina = dict(re.findall(r"(\w+)=([^,{]+)(?:,|$)", script.split('"')[1].split("generation_parameters")[0]))
+    generation = dict(re.findall(r"(\w+):([^,}]+)", script.split("generation_parameters=")[1]))
+    ours = le.model_parameters(tmp_path / "merged", PAPER_EVAL, seed=42, engine="vllm", cache_dir=tmp_path,
+                               data_parallel_size=2)
+    assert ours["dtype"] == tina["dtype"] and ours["gpu_memory_utilization"] == float(tina["gpu_memory_utilization"])
+    assert ours["max_model_length"] == int(sizes["MAX_MODEL_LENGTH"]) and ours["data_parallel_size"] == 2
+    assert ours["generation_parameters"]["max_new_tokens"] == int(sizes["MAX_NEW_TOKENS"])
+    assert ours["generation_parameters"]["temperature"] == float(generation["temperature"])
+    assert ours["generation_parameters"]["top_p"] == float(generation["top_p"])
+    assert "--use-chat-template" in quote("lighteval.script.command").text and ours["override_chat_template"] is True
+    cpu = le.model_parameters(tmp_path / "merged", PAPER_EVAL, seed=42, engine="accelerate", cache_dir=tmp_path)
+    assert "max_new_tokens" not in cpu["generation_parameters"] and cpu["max_length"] == 32768  # the task's size
+    with pytest.raises(ValueError, match="LightEval engine: expected one of vllm, accelerate, got 'tgi'"):
+        le.model_parameters(tmp_path, PAPER_EVAL, seed=0, engine="tgi", cache_dir=tmp_path)
 
 
-def test_custom_task_data_loads_offline_as_lighteval_loads_it(tmp_path):
+def test_model_config_file_keeps_paths_with_equals_and_commas(tmp_path):
+    """Trial ids hold '=' (sweeps/<study>/trials/<id>): the YAML form of MODEL_ARGS takes any path."""
+    import yaml
+
+    merged = tmp_path / "trials" / "lr=1e-06,rank=32" / "merged"
+    config = le.write_model_config(tmp_path / "m.yaml", le.model_parameters(
+        merged, PAPER_EVAL, seed=1, engine="vllm", cache_dir=tmp_path / "c=1"))
+    loaded = yaml.safe_load(config.read_text())["model_parameters"]
+    assert loaded["model_name"] == str(merged.resolve()) and loaded["cache_dir"] == str((tmp_path / "c=1").resolve())
+    command = le.lighteval_command("py", "vllm", config, PAPER_EVAL, tmp_path / "t.py", tmp_path / "out")
+    assert command == ["py", "-m", "lighteval", "vllm", str(config), le.task_argument(PAPER_EVAL), "--custom-tasks",
+                       str(tmp_path / "t.py"), "--output-dir", str(tmp_path / "out"), "--save-details"]
+
+
+def test_engine_follows_the_gpu_or_the_setting(monkeypatch):
+    monkeypatch.delenv("TINA_LIGHTEVAL_ENGINE", raising=False)
+    assert le.lighteval_engine(cuda=True) == "vllm" and le.lighteval_engine(cuda=False) == "accelerate"
+    monkeypatch.setenv("TINA_LIGHTEVAL_ENGINE", "accelerate")
+    assert le.lighteval_engine(cuda=True) == "accelerate"
+    monkeypatch.setenv("TINA_LIGHTEVAL_ENGINE", "vlm")
+    with pytest.raises(ValueError, match="^TINA_LIGHTEVAL_ENGINE: expected one of vllm, accelerate, got 'vlm'$"):
+        le.lighteval_engine()
+
+
+def test_preflight_lets_lighteval_run_on_cpu_unless_vllm_is_asked_for(monkeypatch):
+    import tina_sweep.preflight as preflight
+    from conftest import smoke_spec
+
+    spec = smoke_spec(**{"eval.backend": "lighteval", "eval.benchmarks": [{"name": "amc23", "limit": 2}]})
+    monkeypatch.setattr(preflight, "lighteval_importable", lambda python: True)
+    monkeypatch.setattr(preflight, "cuda_available", lambda: False)
+    monkeypatch.delenv("TINA_LIGHTEVAL_ENGINE", raising=False)
+    preflight.check_backends(spec)
+    monkeypatch.setenv("TINA_LIGHTEVAL_ENGINE", "vllm")
+    with pytest.raises(preflight.ConfigError, match="TINA_LIGHTEVAL_ENGINE=vllm cannot run here: it needs a CUDA"):
+        preflight.check_backends(spec)
+
+
+def test_task_data_holds_tinas_fields_and_loads_offline_as_lighteval_loads_it(tmp_path):
     from datasets import load_dataset
 
-    folders = le.write_custom_data(tmp_path)
-    amc = load_dataset(path=str(folders["tina_amc23"]), name="default", revision=None)  # LightEval's call
-    minerva = load_dataset(path=str(folders["tina_minerva"]), name="default", revision=None)
-    assert amc["train"].num_rows == 40 and minerva["train"].num_rows == 272
-    assert amc["train"][0]["answers"] and isinstance(minerva["train"][0]["answers"], list)
+    spec = EvalSpec(benchmarks=[{"name": "aime25", "limit": 3}, {"name": "math500", "limit": 2}, {"name": "minerva"}])
+    folders = le.write_task_data(spec, tmp_path, seed=0)
+    aime = load_dataset(path=str(folders["aime25"]), name="default")["train"]  # LightEval's call
+    math = load_dataset(path=str(folders["math500"]), name="default")["train"]
+    minerva = load_dataset(path=str(folders["minerva"]), name="default")["train"]
+    assert (aime.num_rows, math.num_rows, minerva.num_rows) == (3, 2, 272)
+    raw = [json.loads(line) for line in (REPO / "tina_sweep/data/benchmarks/aime25.jsonl").read_text().splitlines()]
+    assert aime[0] == {"problem": raw[0]["question"], "answer": raw[0]["answer"]}  # ours says question, Tina problem
+    math_raw = json.loads((REPO / "tina_sweep/data/benchmarks/math500.jsonl").read_text().splitlines()[1])
+    assert math[1] == {"problem": math_raw["problem"], "solution": math_raw["solution"]}  # Tina's gold: the solution
+    assert all("\\boxed" in row["solution"] for row in minerva)
 
 
-def _stub_lighteval(monkeypatch):
-    """Just enough of LightEval's API for the generated module to import (when LightEval itself is absent)."""
-    import types
-
-    @dataclass
-    class Doc:
-        task_name: str
-        query: str
-        choices: list
-        gold_index: object
-
-    class LightevalTaskConfig:
-        def __init__(self, **kwargs):
-            self.__dict__.update(kwargs)
-
-    class Metrics:
-        @staticmethod
-        def pass_at_k_math(sample_params):
-            return ("pass_at_k_math", tuple(sorted(sample_params.items())))
-
-    for name, attrs in {"lighteval": {}, "lighteval.metrics": {}, "lighteval.metrics.metrics": {"Metrics": Metrics},
-                        "lighteval.tasks": {},
-                        "lighteval.tasks.lighteval_task": {"LightevalTaskConfig": LightevalTaskConfig},
-                        "lighteval.tasks.requests": {"Doc": Doc}}.items():
-        module = types.ModuleType(name)
-        module.__dict__.update(attrs)
-        monkeypatch.setitem(sys.modules, name, module)
+def test_gpqa_rows_place_the_gold_by_seed(monkeypatch):
+    rows = [{"Question": f"q{i}", "Correct Answer": "right", "Incorrect Answer 1": "w1", "Incorrect Answer 2": "w2",
+             "Incorrect Answer 3": "w3", "Explanation": "x"} for i in range(40)]
+    monkeypatch.setattr(le, "_load_hub", lambda source: rows)
+    benchmark = EvalSpec(benchmarks=[{"name": "gpqa_diamond", "limit": 30}]).benchmarks[0]
+    first, again, other = (le.task_rows(benchmark, seed) for seed in (0, 0, 1))
+    assert first == again and first != other and len(first) == 30
+    assert {row["gold_index"] for row in first} == {0, 1, 2, 3} and "Explanation" not in first[0]
 
 
-def test_custom_tasks_module_structure(tmp_path, monkeypatch):
-    from tina_sweep.prompts import TINA_MATH_QUERY_TEMPLATE
-
-    folders = le.write_custom_data(tmp_path / "data")
-    spec = PAPER_EVAL.model_copy(update={"samples_per_problem": 4})
-    text = le.custom_tasks_module_text(folders, spec)
-    _stub_lighteval(monkeypatch)
-    namespace: dict = {}
-    exec(compile(text, "tina_custom_tasks.py", "exec"), namespace)
-    tasks = {t.name: t for t in namespace["TASKS_TABLE"]}
-    assert sorted(tasks) == ["tina_amc23", "tina_minerva"]
-    amc = tasks["tina_amc23"]
-    assert amc.hf_repo == str(folders["tina_amc23"].resolve()) and amc.hf_subset == "default"
-    assert amc.evaluation_splits == ["train"] and amc.generation_size == 32768
-    assert amc.metrics == [("pass_at_k_math", (("k", 1), ("n", 4)))]
-    row = json.loads((folders["tina_minerva"] / "train.jsonl").read_text().splitlines()[0])
-    doc = tasks["tina_minerva"].prompt_function(row, "tina_minerva")
-    assert doc.query == TINA_MATH_QUERY_TEMPLATE.replace("{question}", row["problem"])
-    assert doc.choices == [a.strip() for a in row["answers"]] and doc.gold_index == list(range(len(row["answers"])))
+def test_parse_lighteval_results():
+    """The layout of a real LightEval 0.13 results file (tests/test_lighteval_e2e.py reads one)."""
+    payload = {"results": {
+        "tina_aime24|0": {"extractive_match": 0.25, "extractive_match_stderr": 0.1},
+        "tina_math500|0": {"extractive_match": 0.5, "extractive_match_stderr": 0.2},
+        "tina_gpqa_diamond|0": {"extractive_match": 0.0, "extractive_match_stderr": 0.0},
+        "all": {"extractive_match": 0.25, "extractive_match_stderr": 0.1}}}
+    assert le.parse_results(payload) == {"aime24": 0.25, "math500": 0.5, "gpqa_diamond": 0.0}
 
 
-def _lighteval_pythonpath() -> str | None:
-    """Where an installed LightEval can be imported from (``TINA_LIGHTEVAL_PYTHONPATH``), if anywhere."""
-    for candidate in [os.environ.get("TINA_LIGHTEVAL_PYTHONPATH"), ""]:
-        if candidate is None:
-            continue
-        env = {**os.environ, "PYTHONPATH": candidate} if candidate else dict(os.environ)
-        probe = subprocess.run([sys.executable, "-c", "import lighteval.tasks.registry"], env=env,
-                               capture_output=True)
-        if probe.returncode == 0:
-            return candidate
-    return None
+def test_failure_reason_is_one_line():
+    assert "create an empty lighteval/tasks/tasks/tinyBenchmarks.pkl" in le.failure_reason(
+        "...\nurl = .../tinyBenchmarks.pkl\nConnectionError: x")
+    assert le.failure_reason("a\nTypeError: boom\n\n") == "TypeError: boom" and le.failure_reason("") == "no output"
+
+
+def _lighteval_python() -> str | None:
+    """The python of LightEval's own environment (``TINA_LIGHTEVAL_PYTHON``), when it imports lighteval."""
+    python = os.environ.get("TINA_LIGHTEVAL_PYTHON")
+    if not python:
+        return None
+    try:
+        probe = subprocess.run([python, "-c", "import lighteval.tasks.registry"], capture_output=True)
+    except OSError:
+        return None
+    return python if probe.returncode == 0 else None
 
 
 PROBE = r"""
 import json, sys
+from lighteval.models.transformers.transformers_model import TransformersModelConfig
 from lighteval.models.vllm.vllm_model import VLLMModelConfig
 from lighteval.tasks.registry import Registry
-config = VLLMModelConfig.from_args(sys.argv[1])
-tasks = Registry(tasks=sys.argv[2], custom_tasks=sys.argv[3]).load_tasks()
-docs = {name: [[d.query, d.get_golds()] for d in task.eval_docs()[:2]] for name, task in tasks.items()}
-print(json.dumps({"model_name": config.model_name, "dtype": config.dtype, "dp": config.data_parallel_size,
-                  "mem": config.gpu_memory_utilization, "len": config.max_model_length,
-                  "gen": config.generation_parameters.model_dump(exclude_none=True), "docs": docs,
-                  "counts": {name: len(task.eval_docs()) for name, task in tasks.items()}}))
+vllm = VLLMModelConfig.from_path(sys.argv[1])
+cpu = TransformersModelConfig.from_path(sys.argv[2])
+registry = Registry(tasks=sys.argv[3], custom_tasks=sys.argv[4])
+tasks = registry.load_tasks()
+out = {"vllm": vllm.model_dump(include={"model_name", "dtype", "data_parallel_size", "gpu_memory_utilization",
+                                        "max_model_length", "override_chat_template"}),
+       "vllm_gen": vllm.generation_parameters.model_dump(exclude_none=True),
+       "cpu": cpu.model_dump(include={"model_name", "override_chat_template", "max_length"}),
+       "cpu_gen": cpu.generation_parameters.model_dump(exclude_none=True), "tasks": {}}
+for name, task in tasks.items():
+    metric = task.config.metrics[0]
+    fn = metric.sample_level_fn
+    docs = task.eval_docs()
+    out["tasks"][name] = {"count": len(docs), "query": docs[0].query, "golds": docs[0].get_golds(),
+                          "size": task.config.generation_size, "metric_name": metric.metric_name,
+                          "metric": [fn.precision, fn.fallback_mode, repr(fn.gold_extraction_target),
+                                     repr(fn.pred_extraction_target), fn.aggregation_function.__name__]}
+from lighteval.models.model_output import ModelResponse
+answers = json.loads(sys.argv[5])
+for name, task in tasks.items():  # Tina's metric on the first problem: its right answer boxed, and a wrong one
+    doc, fn = task.eval_docs()[0], task.config.metrics[0].sample_level_fn
+    right = "Therefore, the final answer is: $\\boxed{" + answers[name] + "}$. I hope it is correct"
+    out["tasks"][name]["scores"] = [fn.compute(doc=doc, model_response=ModelResponse(text=[t]))
+                                    for t in (right, right.replace(answers[name], "-98765"))]
+gpqa = [t for t in registry._task_registry.values() if t.name == "tina_gpqa_diamond"][0]
+row = {"Question": "Q", "Correct Answer": "R", "Incorrect Answer 1": "W1", "Incorrect Answer 2": "W2",
+       "Incorrect Answer 3": "W3", "gold_index": 2}
+doc = gpqa.prompt_function(row, "tina_gpqa_diamond")
+out["gpqa"] = [doc.query, doc.choices, doc.gold_index]
+print(json.dumps(out))
 """
 
 
-def test_lighteval_itself_reads_our_model_args_and_custom_tasks_offline(tmp_path):
-    """Runs only where LightEval imports (its own environment: TINA_LIGHTEVAL_PYTHONPATH)."""
-    pythonpath = _lighteval_pythonpath()
-    if pythonpath is None:
-        pytest.skip("LightEval is not importable (set TINA_LIGHTEVAL_PYTHONPATH to its site-packages)")
-    folders = le.write_custom_data(tmp_path / "data")
+def test_lighteval_itself_reads_our_model_config_and_tinas_tasks_offline(tmp_path, monkeypatch):
+    """Runs only in LightEval's own environment (TINA_LIGHTEVAL_PYTHON); the module is LightEval 0.13's."""
+    python = _lighteval_python()
+    if python is None:
+        pytest.skip("LightEval is not importable: set TINA_LIGHTEVAL_PYTHON to its python (.ci/lighteval)")
+    rows = [{"Question": "q", "Correct Answer": "r", "Incorrect Answer 1": "a", "Incorrect Answer 2": "b",
+             "Incorrect Answer 3": "c"}]
+    monkeypatch.setattr(le, "_load_hub", lambda source: rows)  # GPQA is gated: one made-up row stands in
+    spec = PAPER_EVAL.model_copy(update={"benchmarks": [*PAPER_EVAL.benchmarks[:4], PAPER_EVAL.benchmarks[5]]})
+    folders = le.write_task_data(PAPER_EVAL, tmp_path / "data", seed=0)
     module = tmp_path / "tina_custom_tasks.py"
     module.write_text(le.custom_tasks_module_text(folders, PAPER_EVAL))
-    args = le.model_args(tmp_path / "merged", PAPER_EVAL, seed=42, data_parallel_size=2)
+    merged = tmp_path / "trials" / "id=1,2" / "merged"
+    vllm = le.write_model_config(tmp_path / "vllm.yaml",
+                                 le.model_parameters(merged, PAPER_EVAL, 42, "vllm", tmp_path, 2))
+    cpu = le.write_model_config(tmp_path / "cpu.yaml",
+                                le.model_parameters(merged, PAPER_EVAL, 42, "accelerate", tmp_path))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    if pythonpath:
-        env["PYTHONPATH"] = pythonpath
-    run = subprocess.run([sys.executable, "-c", PROBE, args, "tina_amc23|0,tina_minerva|0", str(module)], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
+    answers = {}  # each benchmark's first answer, as our catalog reads it
+    for benchmark in spec.benchmarks:
+        answers[f"{le.task_name(benchmark.name)}|0"] = load_benchmark(benchmark)[0].answers[0].strip()
+    run = subprocess.run([python, "-c", PROBE, str(vllm), str(cpu), le.task_argument(spec), str(module),
+                          json.dumps(answers)], env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
-    assert report["model_name"] == str((tmp_path / "merged").resolve()) and report["dp"] == 2
-    assert report["len"] == 32768 and report["mem"] == 0.7 and report["dtype"] == "bfloat16"
-    assert report["gen"]["max_new_tokens"] == 32768 and report["gen"]["temperature"] == 0.6
-    assert report["gen"]["top_p"] == 0.95
-    assert report["counts"] == {"tina_amc23|0": 40, "tina_minerva|0": 272}
-    query, golds = report["docs"]["tina_amc23|0"][0]
-    assert query.startswith("Solve the following math problem efficiently") and golds
-
-
-def test_parse_lighteval_results():
-    payload = {"results": {
-        "aime24|0": {"pass@k:k=1": 0.3, "pass@k:k=1_stderr": 0.08, "avg@n:n=1": 0.3},
-        "custom|tina_amc23|0": {"pass@k:k=1&n=1": 0.75},
-        "gpqa:diamond|0": {"gpqa_pass@k:k=1": 0.35},
-        "math_500|0": {"pass@k:k=1&n=1": 0.846},
-        "all": {"pass@k:k=1": 0.5}}}
-    assert le.parse_results(payload) == {"aime24": 0.3, "amc23": 0.75, "gpqa_diamond": 0.35, "math500": 0.846}
+    assert report["vllm"] == {"model_name": str(merged.resolve()), "dtype": "bfloat16", "data_parallel_size": 2,
+                              "gpu_memory_utilization": 0.7, "max_model_length": 32768, "override_chat_template": True}
+    assert report["vllm_gen"] == {"max_new_tokens": 32768, "temperature": 0.6, "top_p": 0.95, "seed": 42}
+    assert report["cpu"] == {"model_name": str(merged.resolve()), "override_chat_template": True, "max_length": 32768}
+    assert report["cpu_gen"] == {"temperature": 0.6, "top_p": 0.95}
+    tasks = report["tasks"]
+    assert {name: t["count"] for name, t in tasks.items()} == {
+        "tina_aime24|0": 30, "tina_aime25|0": 30, "tina_amc23|0": 40, "tina_math500|0": 500, "tina_minerva|0": 272}
+    math500 = json.loads((REPO / "tina_sweep/data/benchmarks/math500.jsonl").read_text().splitlines()[0])
+    assert tasks["tina_math500|0"]["query"] == _tina_math_query(math500["problem"])
+    assert tasks["tina_math500|0"]["golds"] == [math500["solution"]]
+    amc = json.loads((REPO / "tina_sweep/data/benchmarks/amc23.jsonl").read_text().splitlines()[0])
+    assert tasks["tina_amc23|0"]["golds"] == [str(amc["answer"])]
+    expr, latex = tasks["tina_aime24|0"]["metric"], tasks["tina_minerva|0"]["metric"]
+    assert expr[:2] == latex[:2] == [5, "first_match"] and expr[4] == latex[4] == "max"  # Tina's precision, fallback
+    assert "ExprExtractionConfig" in expr[2] and "LatexExtractionConfig" in latex[2]  # the gold's kind
+    assert expr[3] == latex[3] and "boxed_match_priority=0" in expr[3]
+    assert all(t["metric_name"] == "extractive_match" and t["size"] == 32768 for t in tasks.values())
+    assert {name: t["scores"] for name, t in tasks.items()} == {name: [1.0, 0.0] for name in tasks}
+    query, choices, gold = report["gpqa"]
+    assert choices == ["A", "B", "C", "D"] and gold == 2 and "A) W1\nB) W2\nC) R\nD) W3" in query
 
 
 # ------------------------------------------------------------------ the GPU check script

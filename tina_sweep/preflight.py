@@ -181,19 +181,23 @@ def check_backends(spec: TrialSpec) -> None:
         if module == "vllm" and not cuda_available():
             raise ConfigError(f"eval.backend: 'vllm' cannot run here: {no_gpu}; use 'transformers'")
     if spec.eval.backend == "lighteval":
-        from tina_sweep.backends.lighteval_backend import lighteval_tasks
+        from tina_sweep.backends.lighteval_backend import lighteval_engine, lighteval_tasks
 
         try:
-            lighteval_tasks(spec.eval)  # every benchmark must be one of LightEval's tasks, whole
+            lighteval_tasks(spec.eval)  # every benchmark must be one of Tina's LightEval tasks
         except ValueError as error:
             raise ConfigError(f"{error} (eval.backend 'lighteval')") from None
         python = os.environ.get("TINA_LIGHTEVAL_PYTHON", sys.executable)
         if not lighteval_importable(python):
             raise ConfigError(f"eval.backend: 'lighteval' cannot run here: {python} cannot import lighteval (install "
                               "it, or set TINA_LIGHTEVAL_PYTHON to the python of its environment); use 'transformers'")
-        if not cuda_available():
-            raise ConfigError(f"eval.backend: 'lighteval' cannot run here: {no_gpu} (LightEval runs vLLM); "
-                              "use 'transformers'")
+        try:
+            engine = lighteval_engine(cuda_available())
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        if engine == "vllm" and not cuda_available():
+            raise ConfigError(f"eval.backend: 'lighteval' with TINA_LIGHTEVAL_ENGINE=vllm cannot run here: {no_gpu}; "
+                              "unset it (LightEval's transformers engine runs on CPU)")
     if spec.algorithm.use_vllm:
         if not module_available("vllm"):
             raise ConfigError("algorithm.use_vllm: True cannot run here: the vllm package is not installed (pip "
