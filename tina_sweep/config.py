@@ -279,7 +279,8 @@ class EvalSpec(Spec):
     LATER_DEFAULTS = {"grader": "strict"}
     backend: Literal["transformers", "vllm", "lighteval"] = Field(
         "transformers", description="transformers (CPU/GPU); vllm (one engine, every adapter as a LoRARequest, our "
-                                    "grading); lighteval (the paper's protocol: merged adapter, LightEval + vLLM)")
+                                    "grading); lighteval (the paper's protocol: merged adapter, Tina's LightEval tasks and metrics, "
+                                    "LightEval's vLLM engine on a GPU, its transformers engine without one)")
     prompt: PromptSpec | None = Field(None, description="the evaluation prompt; None: the trial's training prompt")
     benchmarks: list[DataSpec] = Field(default_factory=lambda: [DataSpec(name="arithmetic", limit=100)], min_length=1)
     samples_per_problem: PositiveInt = 1
