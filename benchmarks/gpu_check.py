@@ -68,23 +68,52 @@ def _read(work: Path, name: str) -> dict:
     return json.loads((work / f"{name}.json").read_text())
 
 
-def gpu_tiny_model(target: Path) -> Path:
-    """The repository's tiny random Qwen2 and word-level tokenizer, widened to head_dim 64 (vLLM's attention
-    kernels take head sizes from 32 up), saved as safetensors."""
+# Qwen2's pre-tokenizer split (its tokenizer.json): vLLM loads a tokenizer with AutoTokenizer, which for a Qwen2
+# config builds Qwen2Tokenizer with this split and a byte-level BPE, whatever tokenizer.json says.
+QWEN2_SPLIT = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
+               r"""\s*[\r\n]+|\s+(?!\S)|\s+""")
+
+
+def build_bpe_tokenizer():
+    """A small byte-level BPE tokenizer with Qwen2's pre-tokenizer and the tiny model's special tokens and chat
+    template: AutoTokenizer (vLLM's loader, which rebuilds a Qwen2 model's tokenizer as Qwen2Tokenizer) and
+    tina_sweep.models.load_tokenizer tokenize and decode every text identically. (The repository's word-level
+    tiny tokenizer does not survive that rebuild: vLLM would see other token ids than training and transformers.)"""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from tina_sweep.tiny import CHAT_TEMPLATE, SPECIALS, WORDS
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tokenizer.decoder = decoders.ByteLevel()
+    corpus = [" ".join(WORDS), "Give only the final number inside \\boxed{}.", "system user assistant"] * 8
+    tokenizer.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=384, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<|pad|>", unk_token="<|unk|>",
+                                   bos_token=None, eos_token="<|im_end|>")
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def gpu_tiny_model(target: Path, dtype: str = "bfloat16") -> Path:
+    """A tiny random Qwen2 (hidden 256, 2 layers, head size 64: vLLM's attention kernels, CUDA and CPU, take head
+    sizes from 32 up) with the byte-level tokenizer above, saved as safetensors."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from tina_sweep.tiny import build_tiny_tokenizer
-
     if (target / "model.safetensors").exists():
         return target
-    tokenizer = build_tiny_tokenizer()
+    tokenizer = build_bpe_tokenizer()
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, pad_token_id=0, eos_token_id=3, bos_token_id=None,
-                         torch_dtype="bfloat16")
-    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+                         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id, bos_token_id=None, torch_dtype=dtype)
+    model = Qwen2ForCausalLM(config).to(getattr(torch, dtype))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     save_model_dir(model, tokenizer, target)
