@@ -71,17 +71,19 @@ if [ "$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['vllm'])" 
   for name in $("$PY" -c "import json,sys; print(' '.join(json.load(open(sys.argv[1]))['trials']))" "$WORK/train.json"); do
     phase restart "$name" || exit 1
   done
-  phase check || echo "gpu_check: the adapter check failed (see the log); the timings above stand"
+  phase check || echo "gpu_check: the adapter check phase failed (see the log); the timings above stand"
 else
   echo "vllm is not installed: rollouts and evaluation use transformers (no one-engine vs restart ratio)"
   phase hf_eval || exit 1
   if [ "${SHAPE_STEPS:-3}" != 0 ]; then phase shape || exit 1; fi
 fi
 "$PY" "$REPO/benchmarks/gpu_check.py" summary "$WORK" | tee "$WORK/summary.txt"
+# (a) every adapter non-zero (the train phase refuses a zero one), (b) the adapter check, (c) the weight sync
+"$PY" "$REPO/benchmarks/gpu_check.py" verdict "$WORK" | tee -a "$WORK/summary.txt" || VERDICT=1
 # the closing CLI run: by default only without vllm (95 s there); with vllm the phases above take about 8.5 minutes
 # and CLI_RUN=1 adds the runner's path (training, then one shared engine with the adapter check) on top
 default_cli=1; [ "$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['vllm'])" "$WORK/prepare.json")" = True ] && default_cli=0
-[ "${CLI_RUN:-$default_cli}" = 0 ] && { echo "CLI_RUN=0: the study through tina-sweep run is skipped"; exit 0; }
+[ "${CLI_RUN:-$default_cli}" = 0 ] && { echo "CLI_RUN=0: the study through tina-sweep run is skipped"; exit "${VERDICT:-0}"; }
 start=$(date +%s)
 "$PY" -c "from tina_sweep.cli import app; app()" run "$WORK/gpu_check_study.py" --sweeps-dir "$WORK/sweeps" \
   --wandb off >> "$LOG" 2>&1 || { echo "gpu_check: tina-sweep run failed; last lines of $LOG:" >&2; tail -n 40 "$LOG" >&2; exit 1; }
@@ -96,3 +98,4 @@ for result in sorted(pathlib.Path(sys.argv[1]).glob("trials/*/result.json")):
           "| usd", round(c["total_usd"], 5), "| peak GB", round(c["peak_memory_gb"], 2), "| pass@1", r["pass_at_1"],
           "| eval on", sorted({b.get("device") for b in r["benchmarks"].values()}))
 PYEOF
+exit "${VERDICT:-0}"
