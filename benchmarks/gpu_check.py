@@ -9,7 +9,8 @@ starts on a clean GPU and frees it when the process exits).
     hf_eval WORK             without vllm: evaluate base + both adapters with the transformers backend
     shape WORK               without vllm: GRPO + LoRA steps of a random model of DeepSeek-R1-Distill-Qwen-1.5B's
                              shape (transformers generation): what one step of the paper's model costs on this GPU
-    one_engine WORK          evaluate base + both adapters from ONE vLLM engine (LoRARequest per adapter)
+    one_engine WORK          evaluate base + both adapters from ONE vLLM engine (LoRARequest per adapter), then
+                             the adapter check (below) on that engine
     restart WORK NAME        the paper's way for one adapter: merge it, start a fresh engine on the merged copy
     check WORK               once per study: adapter outputs differ from the base and match the merged copy
     summary WORK             print step time, eval tokens/s, the one-engine vs merge-and-restart ratio, the checks
@@ -304,6 +305,8 @@ def _jobs(work: Path):
 
 
 def one_engine(work: Path) -> None:
+    """Base + both adapters from ONE engine (timed), then, untimed, the adapter check (``check``) on the same
+    engine: no extra engine start for it."""
     from tina_sweep.backends.vllm_backend import VLLMEvaluator
     from tina_sweep.evaluate import evaluation_prompt
 
@@ -321,6 +324,7 @@ def one_engine(work: Path) -> None:
         "tokens_per_second_generating": tokens / max(generate_seconds, 1e-9),
         "pass_at_1": {name: rs[0].pass_at_1 for name, rs in results.items()},
         "engine_args": {k: v for k, v in evaluator.engine_args.items() if k not in ("model", "tokenizer")}})
+    check(work, evaluator)
 
 
 def restart(work: Path, name: str) -> None:
@@ -346,10 +350,13 @@ def restart(work: Path, name: str) -> None:
                                      "tokens_per_second_total": tokens / total, "pass_at_1": results[0].pass_at_1})
 
 
-def check(work: Path) -> None:
-    """Greedy: base vs adapter (one engine) vs a merged copy (its own engine, run first and closed)."""
+def check(work: Path, evaluator=None) -> None:
+    """(b) Greedy on 8 problems: the first adapter through its LoRARequest vs the base model (the study's engine,
+    ``evaluator``, or one started here), then vs a merged copy served by an engine of its own (started after the
+    first engine is closed: two engines would need twice the memory)."""
     from tina_sweep.backends.lighteval_backend import merge_adapter
-    from tina_sweep.backends.vllm_backend import AdapterJob, VLLMEvaluator, merged_greedy, require_nonzero_adapter
+    from tina_sweep.backends.vllm_backend import (AdapterJob, VLLMEvaluator, judge_adapter_check, merged_greedy,
+                                                  render_prompts, require_nonzero_adapter, sampling_kwargs)
     from tina_sweep.data import load_benchmark
     from tina_sweep.evaluate import evaluation_prompt
 
@@ -358,11 +365,17 @@ def check(work: Path) -> None:
     problems = load_benchmark(spec.eval.benchmarks[0])[:8]
     name, info = next(iter(_read(work, "train")["trials"].items()))
     require_nonzero_adapter(name, Path(info["adapter"]))  # an untrained adapter can only fail the check
-    merged = merge_adapter(spec.model, Path(info["adapter"]), work / "merged" / name, spec.eval.dtype)
+    if evaluator is None:
+        evaluator = VLLMEvaluator(spec.model, spec.eval, [AdapterJob(name, Path(info["adapter"]), work / "check")], 0)
+    texts = render_prompts(evaluator.tokenizer, problems, prompt)
+    params = evaluator.SamplingParams(**sampling_kwargs(spec.eval, 0, greedy_tokens=32))
+    both, _ = evaluator.generate(texts + texts, [None] * len(texts) + [name] * len(texts), params)
+    evaluator.close()
+    # its own folder: the restart phase times its merge into work/merged (merge_adapter reuses a finished merge)
+    merged = merge_adapter(spec.model, Path(info["adapter"]), work / "merged-check" / name, spec.eval.dtype)
     merged_out = merged_greedy(spec.model, spec.eval, merged, prompt, problems, tokens=32)
-    job = AdapterJob(name, Path(info["adapter"]), work / "check" / name)
-    evaluator = VLLMEvaluator(spec.model, spec.eval, [job], seed=0)
-    result = evaluator.check_adapter(job, prompt, merged_out, problems, tokens=32)
+    result = judge_adapter_check(name, [c[0] for c in both[:len(texts)]], [c[0] for c in both[len(texts):]],
+                                 merged_out)
     _write(work, "check", result.as_dict())
 
 
