@@ -46,8 +46,8 @@ study = Study(
         "algorithm.use_vllm": {use_vllm}, "eval.backend": {backend!r},
         "algorithm.vllm_gpu_memory_utilization": 0.25, "algorithm.vllm_max_model_length": 512,
         "training.learning_rate": 1e-2, "training.lr_scheduler_type": "constant", "training.warmup_ratio": 0.0,
-        "training.max_steps": 6, "training.prompts_per_step": 4, "training.gradient_accumulation_steps": 1,
-        "training.save_steps": 3, "dataset.name": "arithmetic", "dataset.limit": 256,
+        "training.max_steps": 12, "training.prompts_per_step": 4, "training.gradient_accumulation_steps": 1,
+        "training.save_steps": 6, "dataset.name": "arithmetic", "dataset.limit": 256,
         "eval.prompt": None, "eval.benchmarks": [{{"name": "arithmetic", "limit": 500}}],
         "eval.samples_per_problem": 4, "eval.max_new_tokens": 128, "eval.max_model_length": 512,
         "eval.batch_size": 1024,
@@ -60,7 +60,7 @@ study = Study(
 # GRPO's advantages and gradients are zero and the LoRA stays at its initialisation (B = 0, the base model; the
 # first vLLM run on an H100 showed grad_norm 0.0 at every step and the adapter check found adapter == base). The
 # Kimi length reward (wrong answers: min(0, 0.5 - relative length)) varies with completion length, so the adapters
-# move and the adapter check has something to see. The learning rate (1e-2, far above the paper's) makes six steps
+# move and the adapter check has something to see. The learning rate (1e-2, far above the paper's) and 12 steps
 # move a random model's greedy outputs, so "differs from the base" is visible to the adapter and weight-sync checks.
 
 
