@@ -96,7 +96,8 @@ def engine_kwargs(model_path: str, spec: EvalSpec, adapter_ranks: Sequence[int],
                   eager: bool = False) -> dict[str, Any]:
     """The ``vllm.LLM`` arguments: the base model once, LoRA on when there are adapters, sized to the study's
     largest rank; max_model_len and memory share from the spec (on CPU the share of RAM reserved). ``eager``
-    (on CPU) skips torch.compile, which on a CPU costs minutes for no gain on small models."""
+    (set on CPU): no torch.compile, the setting vLLM's CPU build was checked to serve LoRA correctly with
+    (tests/test_vllm_cpu.py)."""
     kwargs: dict[str, Any] = {
         "model": model_path,
         "tokenizer": model_path,
