@@ -3,14 +3,18 @@ starts on a clean GPU and frees it when the process exits).
 
     prepare WORK             build a tiny Qwen2 on disk (no network), write a local two-trial study file
                              (vLLM rollouts and evaluation where vllm imports; else transformers for both)
-    train WORK               train both trials at paper-like settings: GRPO + LoRA, vLLM colocate rollouts
+    train WORK               train both trials at paper-like settings: GRPO + LoRA, vLLM colocate rollouts; every
+                             adapter must be non-zero (LoRA B norm > 0); with vLLM rollouts the first trial runs
+                             the weight-sync probe (sync.json: after each step the engine equals the policy)
     hf_eval WORK             without vllm: evaluate base + both adapters with the transformers backend
     shape WORK               without vllm: GRPO + LoRA steps of a random model of DeepSeek-R1-Distill-Qwen-1.5B's
                              shape (transformers generation): what one step of the paper's model costs on this GPU
-    one_engine WORK          evaluate base + both adapters from ONE vLLM engine (LoRARequest per adapter)
+    one_engine WORK          evaluate base + both adapters from ONE vLLM engine (LoRARequest per adapter), then
+                             the adapter check (below) on that engine
     restart WORK NAME        the paper's way for one adapter: merge it, start a fresh engine on the merged copy
     check WORK               once per study: adapter outputs differ from the base and match the merged copy
-    summary WORK             print step time, eval tokens/s and the one-engine vs merge-and-restart ratio
+    summary WORK             print step time, eval tokens/s, the one-engine vs merge-and-restart ratio, the checks
+    verdict WORK             exit 1 unless the adapter check and (with vLLM rollouts) the weight sync passed
 
 Every phase writes WORK/<phase>[-NAME].json; times include engine start-up (what a restart pays per adapter).
 """
@@ -41,9 +45,9 @@ study = Study(
                               {{"name": "length", "weight": 1.0}}],
         "algorithm.use_vllm": {use_vllm}, "eval.backend": {backend!r},
         "algorithm.vllm_gpu_memory_utilization": 0.25, "algorithm.vllm_max_model_length": 512,
-        "training.learning_rate": 1e-3, "training.lr_scheduler_type": "constant", "training.warmup_ratio": 0.0,
-        "training.max_steps": 6, "training.prompts_per_step": 4, "training.gradient_accumulation_steps": 1,
-        "training.save_steps": 3, "dataset.name": "arithmetic", "dataset.limit": 256,
+        "training.learning_rate": 1e-2, "training.lr_scheduler_type": "constant", "training.warmup_ratio": 0.0,
+        "training.max_steps": 12, "training.prompts_per_step": 4, "training.gradient_accumulation_steps": 1,
+        "training.save_steps": 6, "dataset.name": "arithmetic", "dataset.limit": 256,
         "eval.prompt": None, "eval.benchmarks": [{{"name": "arithmetic", "limit": 500}}],
         "eval.samples_per_problem": 4, "eval.max_new_tokens": 128, "eval.max_model_length": 512,
         "eval.batch_size": 1024,
@@ -56,7 +60,8 @@ study = Study(
 # GRPO's advantages and gradients are zero and the LoRA stays at its initialisation (B = 0, the base model; the
 # first vLLM run on an H100 showed grad_norm 0.0 at every step and the adapter check found adapter == base). The
 # Kimi length reward (wrong answers: min(0, 0.5 - relative length)) varies with completion length, so the adapters
-# move and the adapter check has something to see.
+# move and the adapter check has something to see. The learning rate (1e-2, far above the paper's) and 12 steps
+# move a random model's greedy outputs, so "differs from the base" is visible to the adapter and weight-sync checks.
 
 
 def _write(work: Path, name: str, payload: dict) -> None:
@@ -68,23 +73,52 @@ def _read(work: Path, name: str) -> dict:
     return json.loads((work / f"{name}.json").read_text())
 
 
-def gpu_tiny_model(target: Path) -> Path:
-    """The repository's tiny random Qwen2 and word-level tokenizer, widened to head_dim 64 (vLLM's attention
-    kernels take head sizes from 32 up), saved as safetensors."""
+# Qwen2's pre-tokenizer split (its tokenizer.json): vLLM loads a tokenizer with AutoTokenizer, which for a Qwen2
+# config builds Qwen2Tokenizer with this split and a byte-level BPE, whatever tokenizer.json says.
+QWEN2_SPLIT = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
+               r"""\s*[\r\n]+|\s+(?!\S)|\s+""")
+
+
+def build_bpe_tokenizer():
+    """A small byte-level BPE tokenizer with Qwen2's pre-tokenizer and the tiny model's special tokens and chat
+    template: AutoTokenizer (vLLM's loader, which rebuilds a Qwen2 model's tokenizer as Qwen2Tokenizer) and
+    tina_sweep.models.load_tokenizer tokenize and decode every text identically. (The repository's word-level
+    tiny tokenizer does not survive that rebuild: vLLM would see other token ids than training and transformers.)"""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from tina_sweep.tiny import CHAT_TEMPLATE, SPECIALS, WORDS
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tokenizer.decoder = decoders.ByteLevel()
+    corpus = [" ".join(WORDS), "Give only the final number inside \\boxed{}.", "system user assistant"] * 8
+    tokenizer.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=384, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<|pad|>", unk_token="<|unk|>",
+                                   bos_token=None, eos_token="<|im_end|>")
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def gpu_tiny_model(target: Path, dtype: str = "bfloat16") -> Path:
+    """A tiny random Qwen2 (hidden 256, 2 layers, head size 64: vLLM's attention kernels, CUDA and CPU, take head
+    sizes from 32 up) with the byte-level tokenizer above, saved as safetensors."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from tina_sweep.tiny import build_tiny_tokenizer
-
     if (target / "model.safetensors").exists():
         return target
-    tokenizer = build_tiny_tokenizer()
+    tokenizer = build_bpe_tokenizer()
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         tie_word_embeddings=True, pad_token_id=0, eos_token_id=3, bos_token_id=None,
-                         torch_dtype="bfloat16")
-    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+                         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id, bos_token_id=None, torch_dtype=dtype)
+    model = Qwen2ForCausalLM(config).to(getattr(torch, dtype))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     save_model_dir(model, tokenizer, target)
@@ -143,11 +177,14 @@ def prepare(work: Path) -> None:
 
 
 def train(work: Path) -> None:
+    """Train both trials; each saved adapter must be non-zero (LoRA B norm > 0) before anything serves it. With vLLM
+    rollouts the first trial also runs the weight-sync probe (``SyncProbe``, written to sync.json)."""
+    from tina_sweep.backends.vllm_backend import require_nonzero_adapter
     from tina_sweep.cost import current_device
     from tina_sweep.train import train_trial
 
     out = {"device": current_device().name, "device_count": current_device().count, "trials": {}}
-    for trial in trials(work):
+    for index, trial in enumerate(trials(work)):
         trial_dir = work / "trials" / trial.trial_id
         step_times: list[float] = []
         last = [time.perf_counter()]
@@ -157,13 +194,106 @@ def train(work: Path) -> None:
             step_times.append(now - last[0])
             last[0] = now
 
+        probe = SyncProbe(trial.spec) if index == 0 and trial.spec.algorithm.use_vllm else None
         started = time.perf_counter()
-        outcome = train_trial(trial.spec, trial_dir, on_step=on_step)
+        if probe:
+            with probe:
+                outcome = train_trial(trial.spec, trial_dir, on_step=on_step)
+            _write(work, "sync", probe.report())
+        else:
+            outcome = train_trial(trial.spec, trial_dir, on_step=on_step)
         out["trials"][trial.trial_id] = {
             "rank": trial.spec.lora.rank, "steps": outcome.steps, "wall_seconds": time.perf_counter() - started,
             "step_seconds": step_times, "adapter": str(outcome.adapter_dir),
-            "generated_tokens": outcome.generated_tokens}
+            "generated_tokens": outcome.generated_tokens,
+            "lora_b_norm": require_nonzero_adapter(trial.trial_id, Path(outcome.adapter_dir))}
     _write(work, "train", out)
+
+
+class SyncProbe:
+    """Item (c) of the check: TRL's per-step weight sync of vLLM colocate rollouts reaches the engine. While active,
+    TRL's own ``VLLMGeneration.sync_weights`` (merge the adapter, ``load_weights`` every base weight into the
+    engine, unmerge) is wrapped: after each real sync, the engine's greedy token ids on 8 probe prompts are recorded
+    beside the policy's (transformers greedy on the PEFT model with its adapter merged, as the sync merges it).
+    Sync 0 happens before the first step (the base model: LoRA B is zero); sync k after k optimizer steps."""
+
+    def __init__(self, spec, prompts: int = 8, tokens: int = 16):
+        from tina_sweep.backends.vllm_backend import render_prompts
+        from tina_sweep.data import load_benchmark
+        from tina_sweep.evaluate import evaluation_prompt
+        from tina_sweep.models import load_tokenizer
+
+        self.tokenizer = load_tokenizer(spec.model.name)
+        problems = load_benchmark(spec.eval.benchmarks[0])[:prompts]
+        texts = render_prompts(self.tokenizer, problems, evaluation_prompt(spec.prompt, spec.eval))
+        self.prompt_ids = [self.tokenizer(text).input_ids for text in texts]
+        self.tokens = tokens
+        self.records: list[dict] = []
+
+    def __enter__(self) -> "SyncProbe":
+        from trl.generation.vllm_generation import VLLMGeneration
+
+        self.original = VLLMGeneration.sync_weights
+        probe = self
+
+        def sync_weights(generation, *args, **kwargs):
+            result = probe.original(generation, *args, **kwargs)
+            probe.records.append({"sync": len(probe.records), "engine": probe.engine_greedy(generation.llm),
+                                  "policy": probe.policy_greedy(generation.model)})
+            return result
+
+        VLLMGeneration.sync_weights = sync_weights
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from trl.generation.vllm_generation import VLLMGeneration
+
+        VLLMGeneration.sync_weights = self.original
+
+    def engine_greedy(self, llm) -> list[list[int]]:
+        from vllm import SamplingParams
+
+        outputs = llm.generate([{"prompt_token_ids": ids} for ids in self.prompt_ids],
+                               SamplingParams(temperature=0.0, max_tokens=self.tokens), use_tqdm=False)
+        return [list(output.outputs[0].token_ids) for output in outputs]
+
+    def policy_greedy(self, model) -> list[list[int]]:
+        import torch
+
+        training = model.training
+        model.eval()
+        model.merge_adapter()
+        try:
+            outputs = []
+            with torch.no_grad():
+                for ids in self.prompt_ids:
+                    tensor = torch.tensor([ids], device=model.device)
+                    out = model.generate(input_ids=tensor, attention_mask=torch.ones_like(tensor), do_sample=False,
+                                         max_new_tokens=self.tokens, eos_token_id=self.tokenizer.eos_token_id,
+                                         pad_token_id=self.tokenizer.pad_token_id)
+                    outputs.append(out[0, len(ids):].tolist())
+        finally:
+            model.unmerge_adapter()
+            model.train(training)
+        return outputs
+
+    def report(self) -> dict:
+        return judge_sync(self.records)
+
+
+def judge_sync(records: list[dict], min_agreement: float = 0.75) -> dict:
+    """Passed when, at every sync, the engine's greedy outputs equal the policy's on at least ``min_agreement``
+    of the probes (bf16 kernels of vLLM and transformers may part late on one prompt), and the last sync's engine
+    outputs differ from sync 0's (the base model's) on at least one probe: the new LoRA weights reached vLLM."""
+    if len(records) < 2:
+        return {"syncs": len(records), "passed": False, "reason": "fewer than two weight syncs were seen"}
+    per_sync = [{"sync": r["sync"], "engine_matches_policy": sum(e == p for e, p in zip(r["engine"], r["policy"])),
+                 "engine_differs_from_sync_0": sum(e != b for e, b in zip(r["engine"], records[0]["engine"]))}
+                for r in records]
+    probes = len(records[0]["engine"])
+    passed = all(s["engine_matches_policy"] >= min_agreement * probes for s in per_sync) and \
+        per_sync[-1]["engine_differs_from_sync_0"] > 0
+    return {"syncs": len(records), "probes": probes, "per_sync": per_sync, "passed": passed}
 
 
 def _jobs(work: Path):
@@ -175,6 +305,8 @@ def _jobs(work: Path):
 
 
 def one_engine(work: Path) -> None:
+    """Base + both adapters from ONE engine (timed), then, untimed, the adapter check (``check``) on the same
+    engine: no extra engine start for it."""
     from tina_sweep.backends.vllm_backend import VLLMEvaluator
     from tina_sweep.evaluate import evaluation_prompt
 
@@ -192,6 +324,13 @@ def one_engine(work: Path) -> None:
         "tokens_per_second_generating": tokens / max(generate_seconds, 1e-9),
         "pass_at_1": {name: rs[0].pass_at_1 for name, rs in results.items()},
         "engine_args": {k: v for k, v in evaluator.engine_args.items() if k not in ("model", "tokenizer")}})
+    try:
+        check(work, evaluator)
+    except Exception as error:  # the timings above stand; the verdict fails on it
+        import traceback
+
+        traceback.print_exc()
+        _write(work, "check", {"passed": False, "error": f"{type(error).__name__}: {error}".splitlines()[0]})
 
 
 def restart(work: Path, name: str) -> None:
@@ -217,10 +356,13 @@ def restart(work: Path, name: str) -> None:
                                      "tokens_per_second_total": tokens / total, "pass_at_1": results[0].pass_at_1})
 
 
-def check(work: Path) -> None:
-    """Greedy: base vs adapter (one engine) vs a merged copy (its own engine, run first and closed)."""
+def check(work: Path, evaluator=None) -> None:
+    """(b) Greedy on 8 problems: the first adapter through its LoRARequest vs the base model (the study's engine,
+    ``evaluator``, or one started here), then vs a merged copy served by an engine of its own (started after the
+    first engine is closed: two engines would need twice the memory)."""
     from tina_sweep.backends.lighteval_backend import merge_adapter
-    from tina_sweep.backends.vllm_backend import AdapterJob, VLLMEvaluator, merged_greedy
+    from tina_sweep.backends.vllm_backend import (AdapterJob, VLLMEvaluator, judge_adapter_check, merged_greedy,
+                                                  render_prompts, require_nonzero_adapter, sampling_kwargs)
     from tina_sweep.data import load_benchmark
     from tina_sweep.evaluate import evaluation_prompt
 
@@ -228,11 +370,18 @@ def check(work: Path) -> None:
     prompt = evaluation_prompt(spec.prompt, spec.eval)
     problems = load_benchmark(spec.eval.benchmarks[0])[:8]
     name, info = next(iter(_read(work, "train")["trials"].items()))
-    merged = merge_adapter(spec.model, Path(info["adapter"]), work / "merged" / name, spec.eval.dtype)
+    require_nonzero_adapter(name, Path(info["adapter"]))  # an untrained adapter can only fail the check
+    if evaluator is None:
+        evaluator = VLLMEvaluator(spec.model, spec.eval, [AdapterJob(name, Path(info["adapter"]), work / "check")], 0)
+    texts = render_prompts(evaluator.tokenizer, problems, prompt)
+    params = evaluator.SamplingParams(**sampling_kwargs(spec.eval, 0, greedy_tokens=32))
+    both, _ = evaluator.generate(texts + texts, [None] * len(texts) + [name] * len(texts), params)
+    evaluator.close()
+    # its own folder: the restart phase times its merge into work/merged (merge_adapter reuses a finished merge)
+    merged = merge_adapter(spec.model, Path(info["adapter"]), work / "merged-check" / name, spec.eval.dtype)
     merged_out = merged_greedy(spec.model, spec.eval, merged, prompt, problems, tokens=32)
-    job = AdapterJob(name, Path(info["adapter"]), work / "check" / name)
-    evaluator = VLLMEvaluator(spec.model, spec.eval, [job], seed=0)
-    result = evaluator.check_adapter(job, prompt, merged_out, problems, tokens=32)
+    result = judge_adapter_check(name, [c[0] for c in both[:len(texts)]], [c[0] for c in both[len(texts):]],
+                                 merged_out)
     _write(work, "check", result.as_dict())
 
 
@@ -372,9 +521,28 @@ def summary(work: Path) -> dict:
         # the same adapters, problems and samples both ways; > 1 means one engine is faster
         "ratio_restart_over_one_engine": restart_seconds / one["seconds_total"],
         "adapter_check": _read(work, "check") if (work / "check.json").exists() else None,
+        "weight_sync": _read(work, "sync") if (work / "sync.json").exists() else None,
+        "lora_b_norms": {k: v.get("lora_b_norm") for k, v in trained["trials"].items()},
     })
     print(json.dumps({"summary": report}, indent=2))
     return report
+
+
+def verdict(work: Path) -> None:
+    """Exit non-zero unless the adapter check passed and, where vLLM rollouts ran, the weight-sync probe passed."""
+    prepared = _read(work, "prepare")
+    failures = []
+    if prepared.get("vllm"):
+        check = _read(work, "check") if (work / "check.json").exists() else {"passed": False}
+        if not check["passed"]:
+            failures.append(f"adapter check: {json.dumps(check)}")
+    if prepared.get("rollouts") == "vllm":
+        synced = _read(work, "sync") if (work / "sync.json").exists() else {"passed": False}
+        if not synced["passed"]:
+            failures.append(f"weight sync: {json.dumps(synced)}")
+    if failures:
+        sys.exit("gpu_check: FAILED " + "; ".join(failures))
+    print("gpu_check: adapters non-zero; adapter check and weight sync passed where they ran")
 
 
 if __name__ == "__main__":
@@ -383,4 +551,4 @@ if __name__ == "__main__":
         restart(work, sys.argv[3])
     else:
         {"prepare": prepare, "train": train, "one_engine": one_engine, "check": check, "summary": summary,
-         "hf_eval": hf_eval, "shape": shape}[phase](work)
+         "hf_eval": hf_eval, "shape": shape, "verdict": verdict}[phase](work)

@@ -2,16 +2,20 @@
 # GPU check (one H100, no network, only the packages installed there):
 #   bash benchmarks/gpu_check.sh [WORK_DIR]
 # builds a tiny Qwen2 locally, writes a local two-trial study (LoRA rank 8 vs 32) at paper-style settings, trains
-# both trials with GRPO + vLLM colocate rollouts, evaluates both adapters from ONE vLLM engine (a LoRARequest each),
-# then the paper's way (merge each adapter, start a fresh engine on it), checks once that an adapter's greedy
-# outputs differ from the base and match its merged copy, and prints step time, eval tokens/s and the ratio of
-# merge-and-restart time over one-engine time. Every phase runs in its own process (a clean GPU per engine).
+# both trials with GRPO + vLLM colocate rollouts (refusing an adapter whose LoRA B norm is 0; the first trial probes
+# TRL's per-step weight sync: after each sync the engine's greedy outputs equal the merged policy's and move away
+# from the base model's), evaluates both adapters from ONE vLLM engine (a LoRARequest each) and on that engine
+# checks that an adapter's greedy outputs differ from the base and match its merged copy, then evaluates the
+# paper's way (merge each adapter, start a fresh engine on it), and prints step time, eval tokens/s, the ratio of
+# merge-and-restart time over one-engine time and the checks; it exits 1 unless the adapter check and the weight
+# sync passed (issue 12, item 8). Every phase runs in its own process (a clean GPU per engine).
 # Then the same study through the real CLI (`tina-sweep run`, default scale on a GPU: paper) for the runner's
 # device and cost records. Where vllm is not installed (TINA_GPU_CHECK_VLLM=0 forces it), rollouts and evaluation
 # use transformers, the ratio is not measured, and a few GRPO steps of a random model with the paper model's shape
 # are timed instead (SHAPE_STEPS=0 skips them). If training with vLLM rollouts fails, the script says so and
-# trains with transformers generation so that vLLM evaluation is still measured; each phase has PHASE_TIMEOUT
-# seconds (default 300). With vLLM, about 8.5 minutes on one H100 (each engine start about 50-65 s); the closing
+# trains with transformers generation so that vLLM evaluation is still measured (the weight sync then fails the
+# verdict); each phase has PHASE_TIMEOUT seconds (default 300). With vLLM, about 8 minutes on one H100 (each
+# engine start about 50-65 s; the adapter check shares the one-engine phase's engine); the closing
 # `tina-sweep run` (the runner's path: device and cost records, with vLLM its shared engine and adapter check)
 # runs by default only without vLLM: CLI_RUN=1 / CLI_RUN=0 force it on / off.
 # Needs: a CUDA GPU; python with torch (CUDA), transformers, trl, peft, vllm (pip install -e '.[vllm]').
@@ -71,17 +75,18 @@ if [ "$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['vllm'])" 
   for name in $("$PY" -c "import json,sys; print(' '.join(json.load(open(sys.argv[1]))['trials']))" "$WORK/train.json"); do
     phase restart "$name" || exit 1
   done
-  phase check || echo "gpu_check: the adapter check failed (see the log); the timings above stand"
 else
   echo "vllm is not installed: rollouts and evaluation use transformers (no one-engine vs restart ratio)"
   phase hf_eval || exit 1
   if [ "${SHAPE_STEPS:-3}" != 0 ]; then phase shape || exit 1; fi
 fi
 "$PY" "$REPO/benchmarks/gpu_check.py" summary "$WORK" | tee "$WORK/summary.txt"
-# the closing CLI run: by default only without vllm (95 s there); with vllm the phases above take about 8.5 minutes
+# (a) every adapter non-zero (the train phase refuses a zero one), (b) the adapter check, (c) the weight sync
+"$PY" "$REPO/benchmarks/gpu_check.py" verdict "$WORK" | tee -a "$WORK/summary.txt" || VERDICT=1
+# the closing CLI run: by default only without vllm (95 s there); with vllm the phases above take about 8 minutes
 # and CLI_RUN=1 adds the runner's path (training, then one shared engine with the adapter check) on top
 default_cli=1; [ "$("$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['vllm'])" "$WORK/prepare.json")" = True ] && default_cli=0
-[ "${CLI_RUN:-$default_cli}" = 0 ] && { echo "CLI_RUN=0: the study through tina-sweep run is skipped"; exit 0; }
+[ "${CLI_RUN:-$default_cli}" = 0 ] && { echo "CLI_RUN=0: the study through tina-sweep run is skipped"; exit "${VERDICT:-0}"; }
 start=$(date +%s)
 "$PY" -c "from tina_sweep.cli import app; app()" run "$WORK/gpu_check_study.py" --sweeps-dir "$WORK/sweeps" \
   --wandb off >> "$LOG" 2>&1 || { echo "gpu_check: tina-sweep run failed; last lines of $LOG:" >&2; tail -n 40 "$LOG" >&2; exit 1; }
@@ -96,3 +101,4 @@ for result in sorted(pathlib.Path(sys.argv[1]).glob("trials/*/result.json")):
           "| usd", round(c["total_usd"], 5), "| peak GB", round(c["peak_memory_gb"], 2), "| pass@1", r["pass_at_1"],
           "| eval on", sorted({b.get("device") for b in r["benchmarks"].values()}))
 PYEOF
+exit "${VERDICT:-0}"

@@ -142,3 +142,77 @@ def test_failed_vllm_rollouts_fall_back_to_transformers_generation_but_keep_vllm
     assert report["vllm"] is True and report["rollouts"] == "transformers"
     for trial in gpu_check.trials(tmp_path):
         assert trial.spec.algorithm.use_vllm is False and trial.spec.eval.backend == "vllm"
+
+
+def test_the_check_models_tokenizer_survives_vllms_loader(gpu_check, prepared):
+    """vLLM loads a tokenizer with AutoTokenizer, which rebuilds a Qwen2 model's tokenizer as Qwen2Tokenizer; the
+    check model's byte-level BPE must come out of that rebuild as training and transformers see it."""
+    from transformers import AutoTokenizer
+
+    from tina_sweep.models import load_tokenizer
+
+    model_dir = json.loads((prepared / "prepare.json").read_text())["model"]
+    ours, vllms = load_tokenizer(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    text = ours.apply_chat_template([{"role": "system", "content": "Give only the final number inside \\boxed{}."},
+                                     {"role": "user", "content": "What is 12 + 7?\n  How many?"}],
+                                    tokenize=False, add_generation_prompt=True) + "so \\boxed{19}"
+    assert vllms(text).input_ids == ours(text).input_ids
+    assert vllms.decode(ours(text).input_ids, skip_special_tokens=True) == \
+        ours.decode(ours(text).input_ids, skip_special_tokens=True)
+    assert ours.eos_token_id == json.loads((Path(model_dir) / "config.json").read_text())["eos_token_id"]
+
+
+def test_a_zero_adapter_is_refused_before_serving(gpu_check, prepared, tmp_path):
+    """PEFT initialises LoRA B to zero: such an adapter is the base model, and the check refuses it in one line."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tina_sweep.backends.vllm_backend import lora_b_norm, require_nonzero_adapter
+
+    model_dir = json.loads((prepared / "prepare.json").read_text())["model"]
+    for name, init in (("zero", True), ("moved", False)):
+        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=init)).save_pretrained(
+            tmp_path / name)
+    assert lora_b_norm(tmp_path / "zero") == 0 and require_nonzero_adapter("moved", tmp_path / "moved") > 0
+    with pytest.raises(ValueError, match="adapter zero is exactly zero") as error:
+        require_nonzero_adapter("zero", tmp_path / "zero")
+    assert "\n" not in str(error.value)
+
+
+def test_weight_sync_judgement(gpu_check):
+    base, moved = [[1, 2], [3, 4], [5, 6], [7, 8]], [[1, 2], [3, 9], [5, 6], [7, 8]]
+    ok = gpu_check.judge_sync([{"sync": 0, "engine": base, "policy": base}, {"sync": 1, "engine": moved, "policy": moved}])
+    assert ok["passed"] and ok["per_sync"][1] == {"sync": 1, "engine_matches_policy": 4, "engine_differs_from_sync_0": 1}
+    stale = gpu_check.judge_sync([{"sync": 0, "engine": base, "policy": base}, {"sync": 1, "engine": base, "policy": moved}])
+    assert not stale["passed"]  # the engine kept the step-0 weights while the policy moved
+    assert not gpu_check.judge_sync([{"sync": 0, "engine": base, "policy": base}])["passed"]
+
+
+def test_sync_probe_policy_greedy_is_the_merged_adapters(gpu_check, prepared, tmp_path):
+    """The probe's policy side: greedy ids of the PEFT model with its adapter merged, the model left unmerged and in
+    its training mode afterwards."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    spec = gpu_check.trials(prepared)[0].spec.model_copy(deep=True)
+    spec.model.dtype = "float32"
+    probe = gpu_check.SyncProbe(spec, prompts=2, tokens=6)
+    base = AutoModelForCausalLM.from_pretrained(spec.model.name, dtype=torch.float32)
+    torch.manual_seed(0)
+    peft = get_peft_model(base, LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj", "down_proj"],
+                                           init_lora_weights=False))
+    peft.train()
+    before = {k: v.clone() for k, v in peft.state_dict().items()}
+    policy = probe.policy_greedy(peft)
+    # unmerged again (W + BA - BA rounds in the last bit, as TRL's own merge / unmerge does)
+    assert peft.training and all(torch.allclose(before[k], v, atol=1e-6) for k, v in peft.state_dict().items())
+    merged = peft.merge_and_unload().eval()
+    for ids, out in zip(probe.prompt_ids, policy):
+        tensor = torch.tensor([ids])
+        want = merged.generate(input_ids=tensor, attention_mask=torch.ones_like(tensor), do_sample=False,
+                               max_new_tokens=6, eos_token_id=probe.tokenizer.eos_token_id,
+                               pad_token_id=probe.tokenizer.pad_token_id)[0, len(ids):].tolist()
+        assert out == want and len(out) > 0

@@ -61,9 +61,42 @@ def vllm_max_lora_rank(ranks: Sequence[int]) -> int:
     raise ValueError(f"LoRA rank {largest} exceeds vLLM's maximum of {VLLM_LORA_RANKS[-1]}")
 
 
-def engine_kwargs(model_path: str, spec: EvalSpec, adapter_ranks: Sequence[int], seed: int) -> dict[str, Any]:
+def lora_b_norm(adapter_dir: Path) -> float:
+    """The Frobenius norm of an adapter's LoRA B matrices (PEFT initialises them to zero: 0 means the adapter is
+    exactly the base model)."""
+    from safetensors import safe_open
+
+    total = 0.0
+    with safe_open(str(Path(adapter_dir) / "adapter_model.safetensors"), framework="pt") as handle:
+        for key in handle.keys():
+            if "lora_B" in key:
+                total += float(handle.get_tensor(key).double().pow(2).sum())
+    return total ** 0.5
+
+
+def require_nonzero_adapter(name: str, adapter_dir: Path) -> float:
+    """``lora_b_norm`` of the adapter, or a one-line error when it is zero (an untrained adapter serves the base
+    model's outputs, so an adapter check on it can only fail)."""
+    norm = lora_b_norm(adapter_dir)
+    if norm <= 0:
+        raise ValueError(f"adapter {name} is exactly zero (LoRA B norm 0 in {adapter_dir}): training never moved it "
+                         "(all rewards equal within every group give GRPO no gradient)")
+    return norm
+
+
+def on_cpu() -> bool:
+    """Whether no CUDA GPU is visible (vLLM's CPU build then runs the engine)."""
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def engine_kwargs(model_path: str, spec: EvalSpec, adapter_ranks: Sequence[int], seed: int,
+                  eager: bool = False) -> dict[str, Any]:
     """The ``vllm.LLM`` arguments: the base model once, LoRA on when there are adapters, sized to the study's
-    largest rank; max_model_len and memory share from the spec."""
+    largest rank; max_model_len and memory share from the spec (on CPU the share of RAM reserved). ``eager``
+    (set on CPU): no torch.compile, the setting vLLM's CPU build was checked to serve LoRA correctly with
+    (tests/test_vllm_cpu.py)."""
     kwargs: dict[str, Any] = {
         "model": model_path,
         "tokenizer": model_path,
@@ -74,6 +107,8 @@ def engine_kwargs(model_path: str, spec: EvalSpec, adapter_ranks: Sequence[int],
     }
     if spec.max_model_length is not None:
         kwargs["max_model_len"] = spec.max_model_length
+    if eager:
+        kwargs["enforce_eager"] = True
     if adapter_ranks:
         loras = min(len(adapter_ranks), MAX_RESIDENT_LORAS)
         kwargs.update(enable_lora=True, max_lora_rank=vllm_max_lora_rank(adapter_ranks), max_loras=loras,
@@ -172,7 +207,7 @@ class VLLMEvaluator:
         self.model_path = resolve_model(model.name)
         self.tokenizer = load_tokenizer(self.model_path)
         ranks = [adapter_rank(j.adapter_dir) for j in self.jobs if j.adapter_dir is not None]
-        self.engine_args = engine_kwargs(self.model_path, spec, ranks, seed)
+        self.engine_args = engine_kwargs(self.model_path, spec, ranks, seed, eager=on_cpu())
         self.requests = {name: self.LoRARequest(**args) for name, args in lora_request_args(self.jobs).items()}
         self.llm = None
         self.load_seconds = 0.0
@@ -265,7 +300,7 @@ def merged_greedy(model: ModelSpec, spec: EvalSpec, merged_dir: Path, prompt: Pr
         LLM, SamplingParams = llm_factory, sampling_class
     tokenizer = load_tokenizer(str(merged_dir))
     texts = render_prompts(tokenizer, problems, prompt)
-    args = engine_kwargs(str(merged_dir), spec, [], seed)
+    args = engine_kwargs(str(merged_dir), spec, [], seed, eager=on_cpu())
     args["max_model_len"] = min(spec.max_model_length or 4096, 4096)
     llm = LLM(**args)
     try:
