@@ -230,3 +230,14 @@ def test_models_and_data_listings():
     assert result.exit_code == 0
     for name in ("aime24", "minerva", "gpqa_diamond", "limr", "deepscaler"):
         assert name in result.stdout
+
+
+def test_plan_shows_each_recipes_stop_step_and_global_batch():
+    """At paper scale a trial stops before its schedule's horizon and sees Tina's 8 prompts per optimizer step."""
+    result = invoke("plan", Path(__file__).resolve().parents[1] / "studies" / "tina_main.py", "--scale", "paper")
+    assert result.exit_code == 0, result.output
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.stdout.splitlines()
+            if line.startswith("│ recipe=")]
+    by_recipe = {cells[1]: cells for cells in rows}
+    assert by_recipe["recipe=open_rs3"][-2:] == ["850/1500", "8"]
+    assert by_recipe["recipe=deepscaler"][-2:] == ["5500/11000", "8"]

@@ -277,11 +277,16 @@ def plan(
     table.add_column("lr")
     table.add_column("algorithm")
     table.add_column("dataset")
+    table.add_column("steps (stop/horizon)")
+    table.add_column("prompts/step")
     for trial in trials:
         spec = trial.spec
+        training = spec.training
+        horizon = str(training.max_steps) if training.max_steps is not None else "1 epoch"
+        steps = f"{training.stop_at_step}/{horizon}" if training.stop_at_step is not None else horizon
         table.add_row(trial.trial_id, ", ".join(f"{k}={v}" for k, v in trial.axes.items()),
-                      f"{spec.lora.rank}/{spec.lora.resolved_alpha}", f"{spec.training.learning_rate:g}",
-                      spec.algorithm.name, spec.dataset.name)
+                      f"{spec.lora.rank}/{spec.lora.resolved_alpha}", f"{training.learning_rate:g}",
+                      spec.algorithm.name, spec.dataset.name, steps, str(training.global_prompts_per_step))
     console.print(table)
 
 
