@@ -24,7 +24,10 @@ STUDY = textwrap.dedent('''
         name="shared",
         description="two ranks, vLLM evaluation",
         axes={"lora.rank": [2, 4]},
-        scales={"smoke": {"base": {"eval.backend": "vllm"}}},
+        # the length reward varies within a group, so GRPO moves the adapters (accuracy alone is always 0 for the
+        # random tiny model: adapters exactly zero, which the adapter check passes over)
+        scales={"smoke": {"base": {"eval.backend": "vllm", "algorithm.rewards": [
+            {"name": "accuracy", "weight": 1.0}, {"name": "length", "weight": 1.0}]}}},
     )
 ''')
 
