@@ -361,3 +361,45 @@ def test_format_and_tag_count_rewards():
     good = "<think>\nreasoning\n</think>\n<answer>\\boxed{1}</answer>"
     assert think(completions=[good, "no tags", "<think>\nx</think>\n", good + "\n</think>\n"]) == [1.0, 0.0, 0.0, 0.0]
     assert tags(completions=[good, "<think>\nx", "x\n</think>\n", "none"]) == [1.0, 0.5, 0.5, 0.0]
+
+
+# ---------------------------------------------------------------- issue 13, item 2: answers as models write them
+
+@pytest.mark.parametrize("completion, gold", [
+    ("\\boxed{x = 5}", "5"), ("\\boxed{n=5}", "5"), ("\\boxed{a_1 = 5}", "5"), ("\\boxed{\\theta = 30}", "30"),
+    ("\\boxed{1{,}000}", "1000"), ("\\boxed{14{,}916}", "14916"), ("\\boxed{1\\,000}", "1000"),
+    ("\\boxed{10^{3}}", "1000"), ("\\boxed{10^3}", "1000"), ("\\boxed{10^{-2}}", "0.01"),
+    ("\\boxed{28 percent}", "28\\%"), ("\\boxed{28\\text{ percent}}", "28\\%"), ("\\boxed{28\\%}", "28"),
+    ("\\boxed{\\dfrac{1}{2}}", "0.5"), ("\\boxed{\\tfrac{3}{4}}", "\\frac{3}{4}"), ("\\boxed{2\\frac{1}{2}}", "2.5"),
+    ("\\boxed{12 \\text{ cm}}", "12"), ("\\boxed{5.}", "5"), ("\\boxed{5;}", "5"), ("\\boxed{x = \\frac{1}{2}}", "0.5"),
+    ("\\boxed{x = \\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt{3}}{2}"),
+])
+def test_answers_as_models_write_them_are_right(completion, gold):
+    assert grade(completion, [gold])
+
+
+@pytest.mark.parametrize("completion, gold", [
+    ("\\boxed{29+26}", "55"), ("\\boxed{x = 29 + 26}", "55"), ("\\boxed{5x}", "5"), ("\\boxed{x = }", "5"),
+    ("\\boxed{2\\frac{3}{2}}", "3.5"), ("\\boxed{10^{3}}", "100"), ("\\boxed{x = 5 = y}", "5"), ("\\boxed{}", "5"),
+    ("x = 5", "5"),
+])
+def test_strictness_stays(completion, gold):
+    """An expression that evaluates to the gold, an improper 'mixed number', an empty box or no box: still wrong."""
+    assert not grade(completion, [gold])
+
+
+def test_an_equation_gold_still_compares_whole():
+    assert grade("\\boxed{y = 2x + 3}", ["y = 2x + 3"])
+
+
+@pytest.mark.parametrize("name", ["arithmetic", "aime24", "aime25", "amc23", "math500", "minerva", "gsm8k", "mawps",
+                                  "svamp"])
+def test_every_bundled_gold_grades_its_own_box_correct(name):
+    """Self-consistency: ``\\boxed{<gold>}`` is right for every accepted gold of every bundled benchmark."""
+    from tina_sweep.config import DataSpec
+    from tina_sweep.data import load_benchmark
+
+    problems = load_benchmark(DataSpec(name=name, limit=1000 if name == "arithmetic" else None))
+    assert len(problems) >= 30
+    unread = [answer for problem in problems for answer in problem.answers if not grade(f"\\boxed{{{answer}}}", [answer])]
+    assert not unread, f"{name}: {len(unread)} golds fail their own box, e.g. {unread[:3]}"

@@ -42,21 +42,28 @@ def last_boxed(text: str) -> str | None:
 
 _UNIT_TEXT = re.compile(r"\\(?:text|mbox|mathrm)\{[^{}]*\}")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-_FRAC = re.compile(r"([-+]?)\\d?frac\{([-+]?\d+)\}\{([-+]?\d+)\}")
+_FRAC = re.compile(r"([-+]?)\\[dt]?frac\{([-+]?\d+)\}\{([-+]?\d+)\}")
+_MIXED = re.compile(r"([-+]?)(\d+)\s*\\[dt]?frac\{(\d+)\}\{(\d+)\}")
+_POWER_OF_TEN = re.compile(r"10\^\{?([-+]?\d+)\}?")
+_PERCENT_WORD = re.compile(r"\s*(?:percent|per\s*cent)$", re.IGNORECASE)
+# A final "x = 5", "n=5", "a_1 = 5", "\\theta = 5": a variable named, then its value (the value is the answer)
+_NAMED_VALUE = re.compile(r"^\s*(?:[A-Za-z](?:_\{?\w+\}?)?|\\[A-Za-z]+)\s*=\s*([^=]+)$")
 _SCI = re.compile(r"([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:\\times|\\cdot|\*|x)\s*10\^\{?([-+]?\d+)\}?")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
 def as_number(text: str) -> float | None:
-    """Read a number literal (``42``, ``-3.5``, ``1,000``, ``\\frac{1}{2}``, ``3 \\times 10^{8}``, ``$18``).
+    """Read a number literal as people write one: ``42``, ``-3.5``, ``1,000``, ``1{,}000``, ``1\\,000``,
+    ``\\frac{1}{2}`` (also ``\\dfrac``, ``\\tfrac``), ``2\\frac{1}{2}``, ``3 \\times 10^{8}``, ``10^{3}``, ``$18``.
 
-    Units in ``\\text{}``, dollar signs, percent and degree marks are ignored; anything else (an expression
-    such as ``29 + 26``) is not a number and returns None.
+    Units in ``\\text{}``, dollar signs, percent marks and words, degree marks and trailing punctuation are
+    ignored; anything else (an expression such as ``29 + 26``) is not a number and returns None.
     """
     s = _UNIT_TEXT.sub("", str(text)).strip()
+    s = s.replace("{,}", ",")
     for junk in ("\\$", "$", "\\%", "%", "^\\circ", "^{\\circ}", "\\!", "\\,", "\\ ", "~", " "):
         s = s.replace(junk, "")
-    s = s.rstrip(".").strip()
+    s = _PERCENT_WORD.sub("", s).rstrip(".,;:!").strip()
     if not s:
         return None
     if _THOUSANDS.match(s):
@@ -72,7 +79,23 @@ def as_number(text: str) -> float | None:
         return _reduced_fraction(int(m.group(1)), int(m.group(2)))
     if m := _SCI.fullmatch(s):
         return float(m.group(1)) * 10 ** int(m.group(2))
+    if m := _POWER_OF_TEN.fullmatch(s):
+        return 10.0 ** int(m.group(1))
+    if m := _MIXED.fullmatch(s):
+        sign, whole, num, den = m.groups()  # a mixed number: 2\frac{1}{2} is 2.5
+        if int(den) == 0 or int(num) >= int(den):
+            return None
+        value = int(whole) + int(num) / int(den)
+        return -value if sign == "-" else value
     return None
+
+
+def final_value(prediction: str) -> str:
+    """The value a boxed answer gives: for a final ``x = 5`` (a variable named, then its value) the right-hand
+    side, else the answer itself."""
+    if m := _NAMED_VALUE.match(prediction):
+        return m.group(1).strip()
+    return prediction
 
 
 def _reduced_fraction(numerator: int, denominator: int) -> float | None:
@@ -105,7 +128,8 @@ def grade_answer(prediction: str | None, golds: list[str]) -> bool:
     """Is the extracted answer ``prediction`` equal to any accepted gold answer?"""
     if prediction is None or not prediction.strip():
         return False
-    predicted_number = as_number(prediction)
+    value = final_value(prediction)  # "x = 5" gives 5; a gold that is itself an equation compares whole
+    predicted_number = as_number(value)
     for gold in golds:
         gold = gold.strip()
         gold_number = as_number(gold)
@@ -113,7 +137,8 @@ def grade_answer(prediction: str | None, golds: list[str]) -> bool:
             if predicted_number is not None and numbers_equal(predicted_number, gold_number):
                 return True
             continue  # a numeric gold needs a number literal in the box
-        if _symbolic_equal(prediction, gold):
+        if _symbolic_equal(prediction, gold) or (value != prediction and "=" not in gold
+                                                 and _symbolic_equal(value, gold)):
             return True
     return False
 
