@@ -271,7 +271,10 @@ class DataSpec(Spec):
     path: str | None = Field(None, description="a local JSONL/JSON file instead of the catalog entry")
     question_field: str = "question"
     answer_field: str = "answer"
-    answer_format: Literal["plain", "gsm8k", "list"] = "plain"
+    answer_format: Literal["plain", "gsm8k", "list", "number", "choice"] = Field(
+        "plain", description="how to read the gold: plain (as written), gsm8k (after '#### '), list (accepted "
+                             "answers), number (the leading number, a unit or label after it dropped: '9 (apples)', "
+                             "'5 cm'), choice (an option letter: '(C)', '\\text{(C)}', 'C')")
     limit: PositiveInt | None = Field(None, description="use the first N problems (eval) or N problems (train)")
 
 

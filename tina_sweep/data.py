@@ -16,7 +16,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-AnswerFormat = Literal["plain", "gsm8k", "list", "boxed"]  # boxed: the last \boxed{} of a worked solution
+# boxed: the last \boxed{} of a worked solution; number: the leading number of '9 (apples)', '5 cm', '$18';
+# choice: the option letter of '(C)', '\text{(C)}', 'C'
+AnswerFormat = Literal["plain", "gsm8k", "list", "boxed", "number", "choice"]
+_LEADING_NUMBER = re.compile(r"^\s*(?:\\?\$)?\s*([-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?)")
+_CHOICE = re.compile(r"^\s*(?:\\text\{\s*)?\(?\s*([A-Za-z])\s*\)?\s*\}?\s*\.?\s*$")
 
 
 class DataError(ValueError):
@@ -238,6 +242,16 @@ def gold_answers(raw: object, answer_format: AnswerFormat) -> tuple[str, ...]:
         if boxed is None:
             raise ValueError(f"no \\boxed{{}} answer in {str(raw)[-60:]!r}")
         return (boxed,)
+    if answer_format == "number":
+        match = _LEADING_NUMBER.match(str(raw))
+        if not match:
+            raise ValueError(f"no leading number in {str(raw)[:60]!r}")
+        return (match.group(1).replace(",", ""),)
+    if answer_format == "choice":
+        match = _CHOICE.match(str(raw))
+        if not match:
+            raise ValueError(f"not an option letter: {str(raw)[:60]!r}")
+        return (match.group(1).upper(),)
     if answer_format == "gsm8k":
         match = re.search(r"####\s*(.+?)\s*$", str(raw))
         if not match:

@@ -143,6 +143,23 @@ def grade_answer(prediction: str | None, golds: list[str]) -> bool:
     return False
 
 
+# Golds the strict grader cannot compare with a boxed answer: a number with a unit or label after it ('9 (apples)',
+# '5 cm', '15 balls'), which is neither a number nor math; or plain words ('nine apples').
+_NUMBER_WITH_LABEL = re.compile(r"^\s*(?:\\?\$)?\s*[-+]?\d[\d,]*(?:\.\d+)?\s*\(?\s*[A-Za-z][A-Za-z .]*\)?\s*$")
+_PLAIN_WORDS = re.compile(r"^\s*[A-Za-z]+(?:\s+[A-Za-z]+)+\s*\.?\s*$")
+
+
+def ungradable_gold(gold: str) -> str | None:
+    """Why a gold answer cannot be graded (a boxed answer could never match it), or None when it can."""
+    if as_number(gold) is not None:
+        return None
+    if _NUMBER_WITH_LABEL.match(gold):
+        return "a number with a unit or label (answer_format: number reads the number)"
+    if _PLAIN_WORDS.match(gold):
+        return "words, not a number or math"
+    return None
+
+
 def grade(completion: str, golds: list[str]) -> bool:
     """Grade a completion: its last box against the accepted gold answers."""
     return grade_answer(last_boxed(completion), golds)

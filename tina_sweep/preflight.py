@@ -67,7 +67,20 @@ def check_data_file(spec: DataSpec, field: str) -> int:
                           f"{str(error).splitlines()[0] if str(error) else ''})") from None
     if not problems:
         raise ConfigError(f"{field}: {spec.path}: has no rows")
+    check_golds(spec.name, problems, field.removesuffix(".path"))
     return len(problems)
+
+
+def check_golds(name: str, problems: list, field: str) -> None:
+    """Every gold must be gradable: a set whose golds a boxed answer can never match would score a silent 0."""
+    from tina_sweep.grading import ungradable_gold
+
+    golds = [answer for problem in problems for answer in problem.answers]
+    bad = [(gold, reason) for gold in golds if (reason := ungradable_gold(gold))]
+    if bad:
+        gold, reason = bad[0]
+        raise ConfigError(f"{field}: {name}: {len(bad):,} of {len(golds):,} golds cannot be graded, e.g. {gold!r} "
+                          f"({reason}); set {field}.answer_format (plain, number, gsm8k, list, choice)")
 
 
 def hub_offline() -> bool:
