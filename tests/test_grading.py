@@ -403,3 +403,27 @@ def test_every_bundled_gold_grades_its_own_box_correct(name):
     assert len(problems) >= 30
     unread = [answer for problem in problems for answer in problem.answers if not grade(f"\\boxed{{{answer}}}", [answer])]
     assert not unread, f"{name}: {len(unread)} golds fail their own box, e.g. {unread[:3]}"
+
+
+# ---------------------------------------------------------------- issue 13, item 4: why each sample failed
+
+@pytest.mark.parametrize("completion, golds, reason", [
+    ("The answer is 55.", ["55"], "no_box"), ("\\boxed{55", ["55"], "no_box"), ("\\boxed{ }", ["55"], "empty_box"),
+    ("\\boxed{29+26}", ["55"], "not_a_number"), ("\\boxed{54}", ["55"], "wrong_value"),
+    ("\\boxed{x^2}", ["x^3"], "wrong_value"), ("\\boxed{55}", ["55"], None), ("\\boxed{x = 55}", ["55"], None),
+])
+def test_each_wrong_sample_says_why(completion, golds, reason):
+    from tina_sweep.grading import failure_reason
+
+    assert failure_reason(completion, golds) == reason
+    assert (reason is None) == grade(completion, golds)
+
+
+def test_outcome_rows_record_the_reasons():
+    from tina_sweep.data import Problem
+    from tina_sweep.evaluate import problem_outcome
+
+    outcome = problem_outcome(Problem("p-0", "What is 29 + 26?", ("55",)),
+                              ["\\boxed{55}", "55", "\\boxed{}", "\\boxed{29+26}", "\\boxed{56}"], "strict")
+    assert outcome["correct"] == [True, False, False, False, False]
+    assert outcome["reasons"] == [None, "no_box", "empty_box", "not_a_number", "wrong_value"]

@@ -165,6 +165,24 @@ def grade(completion: str, golds: list[str]) -> bool:
     return grade_answer(last_boxed(completion), golds)
 
 
+FAILURE_REASONS = ("no_box", "empty_box", "not_a_number", "wrong_value")
+
+
+def failure_reason(completion: str, golds: list[str] | tuple[str, ...]) -> str | None:
+    """Why the strict grader finds a completion wrong (None when it is right): ``no_box`` (no closed box),
+    ``empty_box``, ``not_a_number`` (the gold is a number, the box holds something else, e.g. an expression) or
+    ``wrong_value``. The first two are format failures, the last two wrong answers."""
+    box = last_boxed(completion)
+    if box is None:
+        return "no_box"
+    if not box.strip():
+        return "empty_box"
+    if grade_answer(box, list(golds)):
+        return None
+    numeric = any(as_number(gold.strip()) is not None for gold in golds)
+    return "not_a_number" if numeric and as_number(final_value(box)) is None else "wrong_value"
+
+
 # ---------------------------------------------------------------- graders
 
 GRADERS = ("strict", "math_verify")
