@@ -29,6 +29,9 @@ class Gate(TrainerCallback):
         tmp = waiting.with_suffix(".tmp")
         tmp.write_text(json.dumps({"attempt": str(attempt), "pid": os.getpid(), "step": state.global_step}))
         os.replace(tmp, waiting)
+        deadline = time.monotonic() + 1800  # a test that never opens the gate fails its trial, not CI's clock
         while not (self.folder / "open").exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"gate at step {self.step} was never opened ({self.folder})")
             time.sleep(0.05)
         waiting.unlink(missing_ok=True)
