@@ -20,7 +20,7 @@ import torch
 
 from tina_sweep.config import EvalSpec, ModelSpec, PromptSpec
 from tina_sweep.data import Problem, load_benchmark
-from tina_sweep.grading import failure_reason, grade_samples
+from tina_sweep.grading import grade_samples, why_wrong
 from tina_sweep.prompts import chat_messages
 
 # Tina's GPQA user turn (GPQA_QUERY_TEMPLATE of scripts/eval/run_eval_custom_tasks.py, from simple-evals), filled
@@ -95,7 +95,7 @@ def problem_outcome(problem: Problem, samples: list[str], grader: str) -> dict:
     if problem.choices:
         outcome.update(choices=list(problem.choices), gold=problem.answers[0])
     elif grader == "strict":  # why each wrong sample is wrong: a format failure or a wrong answer
-        outcome["reasons"] = [None if ok else failure_reason(text, problem.answers) for ok, text in zip(correct, samples)]
+        outcome["reasons"] = [None if ok else why_wrong(box, problem.answers) for ok, box in zip(correct, extracted)]
     return outcome
 
 

@@ -165,20 +165,20 @@ def grade(completion: str, golds: list[str]) -> bool:
     return grade_answer(last_boxed(completion), golds)
 
 
-FAILURE_REASONS = ("no_box", "empty_box", "not_a_number", "wrong_value")
-
-
 def failure_reason(completion: str, golds: list[str] | tuple[str, ...]) -> str | None:
-    """Why the strict grader finds a completion wrong (None when it is right): ``no_box`` (no closed box),
-    ``empty_box``, ``not_a_number`` (the gold is a number, the box holds something else, e.g. an expression) or
-    ``wrong_value``. The first two are format failures, the last two wrong answers."""
+    """Why the strict grader finds a completion wrong (None when it is right): see ``why_wrong``."""
     box = last_boxed(completion)
+    return None if grade_answer(box, list(golds)) else why_wrong(box, golds)
+
+
+def why_wrong(box: str | None, golds: list[str] | tuple[str, ...]) -> str:
+    """Why a sample the strict grader found wrong is wrong, from its last box's content (``last_boxed``):
+    ``no_box`` (no closed box), ``empty_box``, ``not_a_number`` (the gold is a number, the box holds something
+    else, e.g. an expression) or ``wrong_value``. The first two are format failures, the last two wrong answers."""
     if box is None:
         return "no_box"
     if not box.strip():
         return "empty_box"
-    if grade_answer(box, list(golds)):
-        return None
     numeric = any(as_number(gold.strip()) is not None for gold in golds)
     return "not_a_number" if numeric and as_number(final_value(box)) is None else "wrong_value"
 
