@@ -1,6 +1,6 @@
 """A stand-in for the three classes of vLLM's offline API we use (``LLM``, ``SamplingParams``, ``LoRARequest``)
 for tests on machines without a GPU: it answers ``\\boxed{2}`` under any LoRA adapter and ``no idea`` without one
-(a merged copy answers as its adapter), and appends every engine start and generate call to the JSON-lines file
+(a merged copy answers as its adapter; "no idea" runs to max_tokens, finish_reason "length"), and appends every engine start and generate call to the JSON-lines file
 named by ``FAKE_VLLM_LOG``. A `tina-sweep` subprocess uses it with ``TINA_SWEEP_VLLM_MODULE=fake_vllm`` (this folder
 on PYTHONPATH), so the real runner, worker and job processes run around it."""
 
@@ -27,6 +27,7 @@ class SamplingParams:
 class _Choice:
     text: str
     token_ids: list
+    finish_reason: str = "stop"
 
 
 @dataclass
@@ -50,8 +51,9 @@ class LLM:
               "adapters": sorted({r.lora_name for r in requests if r is not None}),
               "base_prompts": sum(r is None for r in requests), "seeds": sorted({p.kwargs.get("seed") for p in params})})
         lora_works = os.environ.get("FAKE_VLLM_BROKEN_LORA") != "1"  # 1: adapters silently ignored, a known pitfall
-        return [_Output([_Choice("so \\boxed{2}" if (r is not None and lora_works) or self.merged else "no idea", [1, 2, 3])
-                         for _ in range(p.kwargs.get("n", 1))]) for p, r in zip(params, requests)]
+        return [_Output([_Choice("so \\boxed{2}", [1, 2, 3]) if (r is not None and lora_works) or self.merged
+                         else _Choice("no idea", [1, 2, 3], "length") for _ in range(p.kwargs.get("n", 1))])
+                for p, r in zip(params, requests)]
 
 
 @dataclass

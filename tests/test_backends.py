@@ -82,7 +82,7 @@ def test_paper_evaluation_prompt_is_tinas_math_template():
 # the request, sampling and output classes are tests/fake_vllm.py's
 
 class FakeLLM:
-    """Answers 2 under adapter "good", 3 under "bad", and nothing without an adapter."""
+    """Answers 2 under adapter "good", 3 under "bad", and nothing without an adapter (cut at max_tokens)."""
 
     instances: list = []
 
@@ -94,8 +94,8 @@ class FakeLLM:
         requests = lora_request if isinstance(lora_request, list) else [lora_request] * len(prompts)
         self.calls.append((list(prompts), params.kwargs, list(requests)))
         text = {"good": "so \\boxed{2}", "adapter": "so \\boxed{2}", "bad": "so \\boxed{3}", None: "no idea"}
-        return [_Output([_Choice(text[r.lora_name if r else None], [1, 2, 3]) for _ in range(params.kwargs["n"])])
-                for r in requests]
+        return [_Output([_Choice(text[r.lora_name if r else None], [1, 2, 3], "length" if r is None else "stop")
+                         for _ in range(params.kwargs["n"])]) for r in requests]
 
 
 @pytest.fixture()
@@ -129,6 +129,9 @@ def test_one_generate_call_evaluates_every_adapter(tmp_path, tiny_model_dir, two
         {"base": [0.0], "good": [1.0], "bad": [0.0]}
     outcome = json.loads((tmp_path / "t1" / "two.jsonl").read_text().splitlines()[0])
     assert outcome["correct"] == [True, True] and outcome["extracted"] == ["2", "2"]
+    assert outcome["truncated"] == [False, False] and outcome["reasons"] == [None, None]
+    base = json.loads((tmp_path / "base" / "two.jsonl").read_text().splitlines()[0])  # vLLM's finish_reason "length"
+    assert base["truncated"] == [True, True] and base["reasons"] == ["truncated", "truncated"]
     assert results["good"][0].generated_tokens == 2 * 2 * 3
 
 

@@ -98,7 +98,7 @@ def test_graded_rows_use_the_strict_grader(tmp_path, tiny_model_dir, monkeypatch
     texts = {"What is 1 + 1?": "\\boxed{2}", "What is 2 + 2?": "2 + 2 = 4"}
 
     def fake_generate(model, tokenizer, prompts, spec, seed):
-        return [[texts[q]] for q in order[:len(prompts)]], 3
+        return [[texts[q]] for q in order[:len(prompts)]], 3, [[False], [True]][:len(prompts)]
 
     order = list(texts)
     monkeypatch.setattr(evaluate, "generate", fake_generate)
@@ -110,6 +110,9 @@ def test_graded_rows_use_the_strict_grader(tmp_path, tiny_model_dir, monkeypatch
     assert [r["correct"] for r in rows] == [[True], [False]]
     assert [r["extracted"] for r in rows] == [["2"], [None]]
     assert result.pass_at_1 == 0.5 and result.generated_tokens == 3
+    # the unboxed answer ran to max_new_tokens: a format failure, truncated; the golds as compared are saved
+    assert [r["truncated"] for r in rows] == [[False], [True]] and [r["reasons"] for r in rows] == [[None], ["truncated"]]
+    assert [r["answers_compared"] for r in rows] == [["2"], ["4"]]
 
 
 @pytest.mark.parametrize("grader,expected", [("strict", [[False], [True], [True]]),
@@ -122,7 +125,7 @@ def test_eval_grader_decides_and_is_recorded(tmp_path, tiny_model_dir, monkeypat
     texts = {"q1": "So the answer is 2", "q2": "\\boxed{5} or rather \\boxed{3}", "q3": "\\boxed{\\frac{1}{2}}"}
 
     def fake_generate(model, tokenizer, prompts, spec, seed):
-        return [[texts[q]] for q in list(texts)[:len(prompts)]], 3
+        return [[texts[q]] for q in list(texts)[:len(prompts)]], 3, [[False]] * len(prompts)
 
     monkeypatch.setattr(evaluate, "generate", fake_generate)
     path = tmp_path / "mine.jsonl"

@@ -56,12 +56,16 @@ def test_unit_golds_grade_right_with_answer_format_number(tmp_path):
 
 
 @pytest.mark.parametrize("gold, reason", [("9 (apples)", "unit or label"), ("5 cm", "unit or label"),
-                                          ("1,000 dollars", "unit or label"), ("nine apples", "words")])
+                                          ("1,000 dollars", "unit or label"), ("nine apples", "words"),
+                                          ("Answer: 9 apples", "a number among words"),
+                                          ("about 12 eggs", "a number among words")])
 def test_golds_that_cannot_be_graded_say_why(gold, reason):
     assert reason in ungradable_gold(gold)
 
 
-@pytest.mark.parametrize("gold", ["9", "$18", "20\\%", "90^\\circ", "1{,}000", "\\frac{1}{2}", "x^2 + 1",
+@pytest.mark.parametrize("gold", ["9", "$18", "20\\%", "90^\\circ", "1{,}000", "\\frac{1}{2}", "x^2 + 1", "2k",
+                                  "s^2 + bs + 1", "\\sin 3x + abc", "\\frac{1}{LCs^2 + RCs + 1}", "28 percent",
+                                  "\\begin{pmatrix} -7 \\\\ 16 \\end{pmatrix}", "5 \\text{ cm}",
                                   "\\text{(C)}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "odd"])
 def test_golds_people_write_are_gradable(gold):
     assert ungradable_gold(gold) is None
@@ -81,3 +85,13 @@ def test_answer_formats_read_the_gold(raw, fmt, expect):
 def test_answer_formats_refuse_what_they_cannot_read(raw, fmt):
     with pytest.raises(ValueError):
         gold_answers(raw, fmt)
+
+
+@pytest.mark.parametrize("name", ["aime24", "aime25", "amc23", "math500", "minerva", "gsm8k", "mawps", "svamp"])
+def test_no_bundled_benchmark_gold_is_refused(name):
+    """The refusal rules (units, labels, words beside a number) leave every gold of the catalog's benchmarks alone."""
+    from tina_sweep.config import DataSpec
+    from tina_sweep.data import load_benchmark
+    from tina_sweep.preflight import check_golds
+
+    check_golds(name, load_benchmark(DataSpec(name=name)), "eval.benchmarks.0")

@@ -209,7 +209,7 @@ def test_gpqa_letters_graded_end_to_end(tmp_path, tiny_model_dir, hub_gpqa, monk
             gold = problem.answers[0]
             other = "ABCD"[("ABCD".index(gold) + 1) % 4]
             texts.append([f"Thinking.\nAnswer: {gold}", f"Thinking.\nAnswer: {other}"])
-        return texts, 5
+        return texts, 5, [[False, False]] * len(texts)
 
     monkeypatch.setattr(evaluate, "generate", fake_generate)
     spec = EvalSpec(benchmarks=[DataSpec(name="gpqa_diamond", limit=4)], samples_per_problem=2, temperature=0.7,

@@ -204,7 +204,8 @@ def test_load_frame_reads_finished_trials_of_the_current_study(tmp_path):
                    "device_hours", "train_usd", "eval_usd", "total_usd", "train_steps", "pass_at_1", "benchmark"):
         assert column in frame.columns
     outcomes = load_outcomes(sweep)
-    assert outcomes.columns == ["trial_id", "arm", "seed", "benchmark", "problem_id", "success_rate"]
+    assert outcomes.columns == ["trial_id", "arm", "seed", "benchmark", "problem_id", "success_rate", "samples",
+                                "format_failures", "wrong_answers", "truncated"]
     assert outcomes.height == 16
 
 

@@ -271,11 +271,35 @@ class DataSpec(Spec):
     path: str | None = Field(None, description="a local JSONL/JSON file instead of the catalog entry")
     question_field: str = "question"
     answer_field: str = "answer"
-    answer_format: Literal["plain", "gsm8k", "list", "number", "choice"] = Field(
+    LATER_DEFAULTS = {"answer_pattern": None}
+    answer_format: Literal["plain", "gsm8k", "list", "number", "choice", "regex"] = Field(
         "plain", description="how to read the gold: plain (as written), gsm8k (after '#### '), list (accepted "
                              "answers), number (the leading number, a unit or label after it dropped: '9 (apples)', "
-                             "'5 cm'), choice (an option letter: '(C)', '\\text{(C)}', 'C')")
+                             "'5 cm'), choice (an option letter: '(C)', '\\text{(C)}', 'C'), regex (the one group "
+                             "of answer_pattern)")
+    answer_pattern: str | None = Field(None, description="answer_format regex: a regular expression with one group; "
+                                                         "the gold is that group of its first match in the answer")
     limit: PositiveInt | None = Field(None, description="use the first N problems (eval) or N problems (train)")
+
+    @model_validator(mode="after")
+    def _pattern_for_regex(self) -> "DataSpec":
+        if self.answer_format != "regex":
+            if self.answer_pattern is not None:
+                raise ValueError(f"answer_pattern: only read with answer_format regex (answer_format is "
+                                 f"{self.answer_format}), got {self.answer_pattern!r}")
+            return self
+        if self.answer_pattern is None:
+            raise ValueError("answer_pattern: answer_format regex needs a regular expression with one group, "
+                             "e.g. '^(\\d+) apples', got None")
+        try:
+            groups = re.compile(self.answer_pattern).groups
+        except re.error as error:
+            raise ValueError(f"answer_pattern: not a regular expression ({error}), got {self.answer_pattern!r}") \
+                from None
+        if groups != 1:
+            raise ValueError(f"answer_pattern: must have exactly one group (the gold), has {groups}, got "
+                             f"{self.answer_pattern!r}")
+        return self
 
 
 class EvalSpec(Spec):

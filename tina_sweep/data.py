@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Literal
 
 # boxed: the last \boxed{} of a worked solution; number: the leading number of '9 (apples)', '5 cm', '$18';
-# choice: the option letter of '(C)', '\text{(C)}', 'C'
-AnswerFormat = Literal["plain", "gsm8k", "list", "boxed", "number", "choice"]
+# choice: the option letter of '(C)', '\text{(C)}', 'C'; regex: the one group of a user's pattern
+AnswerFormat = Literal["plain", "gsm8k", "list", "boxed", "number", "choice", "regex"]
+# formats that read the gold out of a longer text a user wrote: the outcome rows keep that text beside the gold
+_REWRITING_FORMATS = ("number", "choice", "regex")
 _LEADING_NUMBER = re.compile(r"^\s*(?:\\?\$)?\s*([-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?)")
 _CHOICE = re.compile(r"^\s*(?:\\text\{\s*)?\(?\s*([A-Za-z])\s*\)?\s*\}?\s*\.?\s*$")
 
@@ -45,6 +47,7 @@ class Problem:
     answers: tuple[str, ...]
     choices: tuple[str, ...] = ()
     reference: str | None = None
+    raw_answer: str | None = None  # the answer as the row writes it, when answer_format read the gold out of it
 
 
 @dataclass(frozen=True)
@@ -226,8 +229,9 @@ def choice_problems(rows: list[dict], source: Source, places: list[str] | None =
 
 # ---------------------------------------------------------------- reading rows
 
-def gold_answers(raw: object, answer_format: AnswerFormat) -> tuple[str, ...]:
-    """Normalise a row's raw answer into the tuple of accepted answers."""
+def gold_answers(raw: object, answer_format: AnswerFormat, pattern: str | None = None) -> tuple[str, ...]:
+    """Normalise a row's raw answer into the tuple of accepted answers (``pattern``: answer_format regex's
+    expression, its one group the gold)."""
     if answer_format == "list":
         if not isinstance(raw, list) or not raw:
             raise ValueError(f"expected a non-empty list of answers, got {raw!r}")
@@ -247,6 +251,11 @@ def gold_answers(raw: object, answer_format: AnswerFormat) -> tuple[str, ...]:
         if not match:
             raise ValueError(f"no leading number in {str(raw)[:60]!r}")
         return (match.group(1).replace(",", ""),)
+    if answer_format == "regex":
+        match = re.search(pattern or "", str(raw))
+        if not match or not (match.group(1) or "").strip():
+            raise ValueError(f"answer_pattern {pattern!r} finds no answer in {str(raw)[:60]!r}")
+        return (match.group(1).strip(),)
     if answer_format == "choice":
         match = _CHOICE.match(str(raw))
         if not match:
@@ -281,7 +290,8 @@ def _blank_field(row: dict, fields: list[str]) -> str | None:
 
 
 def rows_to_problems(rows: list[dict], source_name: str, question_field: str, answer_field: str,
-                     answer_format: AnswerFormat, places: list[str] | None = None) -> list[Problem]:
+                     answer_format: AnswerFormat, places: list[str] | None = None,
+                     pattern: str | None = None) -> list[Problem]:
     """Turn raw rows into problems; a row missing a field, with a null or empty question, or with an unreadable
     answer is an error naming the row (``places``: how to name each row, e.g. ``line 3``; default ``row N``)."""
     problems = []
@@ -298,10 +308,11 @@ def rows_to_problems(rows: list[dict], source_name: str, question_field: str, an
         if blank:
             raise DataError(f"{source_name}: {place}: {blank}")
         try:
-            answers = gold_answers(row[answer_field], answer_format)
+            answers = gold_answers(row[answer_field], answer_format, pattern)
         except ValueError as error:
             raise DataError(f"{source_name}: {place}: unreadable answer: {error}") from None
-        problems.append(Problem(f"{source_name}-{index}", _question(row, question_field), answers))
+        raw = str(row[answer_field]).strip() if answer_format in _REWRITING_FORMATS else None
+        problems.append(Problem(f"{source_name}-{index}", _question(row, question_field), answers, raw_answer=raw))
     return problems
 
 
@@ -407,13 +418,15 @@ def load_source(source: Source, *, count: int | None = None, seed: int = 0) -> l
 
 
 def load_file(path: str | Path, question_field: str, answer_field: str,
-              answer_format: AnswerFormat = "plain", name: str | None = None) -> list[Problem]:
-    """Load a user's own JSONL/JSON file with named question and answer fields."""
+              answer_format: AnswerFormat = "plain", name: str | None = None,
+              pattern: str | None = None) -> list[Problem]:
+    """Load a user's own JSONL/JSON file with named question and answer fields (``pattern``: answer_format
+    regex's expression)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     rows, places = read_placed_rows(path)
-    return rows_to_problems(rows, name or path.stem, question_field, answer_field, answer_format, places)
+    return rows_to_problems(rows, name or path.stem, question_field, answer_field, answer_format, places, pattern)
 
 
 # ---------------------------------------------------------------- specs -> problems
@@ -421,7 +434,8 @@ def load_file(path: str | Path, question_field: str, answer_field: str,
 def load_dataspec(spec, catalog: dict[str, Source], *, seed: int = 0) -> list[Problem]:
     """Problems for a ``DataSpec``: its own file when ``path`` is set, else the catalog entry; ``limit`` applies."""
     if spec.path:
-        problems = load_file(spec.path, spec.question_field, spec.answer_field, spec.answer_format, spec.name)
+        problems = load_file(spec.path, spec.question_field, spec.answer_field, spec.answer_format, spec.name,
+                             spec.answer_pattern)
     else:
         problems = load_source(catalog[spec.name], count=spec.limit, seed=seed)
     return problems[: spec.limit] if spec.limit else problems

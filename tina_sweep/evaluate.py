@@ -20,7 +20,7 @@ import torch
 
 from tina_sweep.config import EvalSpec, ModelSpec, PromptSpec
 from tina_sweep.data import Problem, load_benchmark
-from tina_sweep.grading import grade_samples, why_wrong
+from tina_sweep.grading import grade_samples, math_verify_golds, normalised_gold, why_wrong
 from tina_sweep.prompts import chat_messages
 
 # Tina's GPQA user turn (GPQA_QUERY_TEMPLATE of scripts/eval/run_eval_custom_tasks.py, from simple-evals), filled
@@ -84,32 +84,52 @@ def problem_messages(problem: Problem, prompt: PromptSpec) -> list[dict[str, str
     return ([{"role": "system", "content": prompt.system}] if prompt.system is not None else []) + [user]
 
 
-def problem_outcome(problem: Problem, samples: list[str], grader: str) -> dict:
-    """One line of ``eval/<benchmark>.jsonl``: the problem, its samples, what was read from each and whether it is
-    correct, and the grader; a multiple-choice problem adds its options in the order shown and its gold letter."""
+def compared_golds(problem: Problem, grader: str) -> list[str]:
+    """Each gold as the grader compares it (``normalised_gold``; math_verify: what math-verify reads from it)."""
+    if grader == "strict":
+        return [normalised_gold(answer) for answer in problem.answers]
+    return [str(parsed[0]) for parsed in math_verify_golds(problem.answers, problem.reference)]
+
+
+def problem_outcome(problem: Problem, samples: list[str], grader: str, truncated: list[bool] | None = None) -> dict:
+    """One line of ``eval/<benchmark>.jsonl``: the problem, its golds (as written and as compared), its samples,
+    what was read from each and whether it is correct, and the grader; ``truncated``: which samples stopped at
+    max_new_tokens. A multiple-choice problem adds its options in the order shown and its gold letter; strict
+    grading adds why each wrong sample is wrong (``reasons``)."""
     correct, extracted = grade_samples(samples, problem.answers, grader, multiple_choice=bool(problem.choices),
                                        reference=problem.reference)
+    truncated = truncated or [False] * len(samples)
     outcome = {"id": problem.id, "answers": list(problem.answers), "correct": correct,
                "success_rate": sum(correct) / len(correct), "extracted": extracted, "completions": samples,
-               "grader": grader}
+               "truncated": truncated, "grader": grader}
+    if problem.raw_answer is not None:
+        outcome["answer_written"] = problem.raw_answer
     if problem.choices:
         outcome.update(choices=list(problem.choices), gold=problem.answers[0])
-    elif grader == "strict":  # why each wrong sample is wrong: a format failure or a wrong answer
-        outcome["reasons"] = [None if ok else why_wrong(box, problem.answers) for ok, box in zip(correct, extracted)]
+        return outcome
+    outcome["answers_compared"] = compared_golds(problem, grader)
+    if grader == "strict":  # why each wrong sample is wrong: a format failure or a wrong answer
+        outcome["reasons"] = [None if ok else why_wrong(box, problem.answers, cut)
+                              for ok, box, cut in zip(correct, extracted, truncated)]
     return outcome
 
 
 def score_benchmark(name: str, problems: list[Problem], samples: list[list[str]], n: int, tokens: int,
-                    seconds: float, grader: str = "strict", device: str = "") -> BenchmarkResult:
-    """Grade n samples per problem with ``grader`` and score the benchmark (every backend but LightEval's)."""
-    outcomes = [problem_outcome(problem, texts, grader) for problem, texts in zip(problems, samples)]
+                    seconds: float, grader: str = "strict", device: str = "",
+                    truncated: list[list[bool]] | None = None) -> BenchmarkResult:
+    """Grade n samples per problem with ``grader`` and score the benchmark (every backend but LightEval's);
+    ``truncated``: per problem, which samples stopped at max_new_tokens."""
+    cut = truncated or [None] * len(problems)
+    outcomes = [problem_outcome(problem, texts, grader, flags) for problem, texts, flags in zip(problems, samples, cut)]
     return BenchmarkResult(name, pass_at_1([o["correct"] for o in outcomes]), len(problems), n, tokens, seconds,
                            outcomes, device=device, grader=grader)
 
 
 @torch.inference_mode()
-def generate(model, tokenizer, prompts: list[str], spec: EvalSpec, seed: int) -> tuple[list[list[str]], int]:
-    """n completions for each prompt in one batch; returns the texts and the number of generated tokens."""
+def generate(model, tokenizer, prompts: list[str], spec: EvalSpec, seed: int
+             ) -> tuple[list[list[str]], int, list[list[bool]]]:
+    """n completions for each prompt in one batch; returns the texts, the number of generated tokens, and which
+    completions stopped at max_new_tokens (their last token is neither end-of-sequence nor padding)."""
     n = spec.samples_per_problem
     torch.manual_seed(seed)
     batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
@@ -120,7 +140,17 @@ def generate(model, tokenizer, prompts: list[str], spec: EvalSpec, seed: int) ->
     new_tokens = output[:, batch["input_ids"].shape[1]:]
     tokens = int((new_tokens != tokenizer.pad_token_id).sum())
     decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-    return [decoded[i:i + n] for i in range(0, len(decoded), n)], tokens
+    stops = {tokenizer.pad_token_id, *_eos_ids(model, tokenizer)} - {None}
+    cut = [new_tokens.shape[1] == spec.max_new_tokens and int(row[-1]) not in stops for row in new_tokens]
+    return ([decoded[i:i + n] for i in range(0, len(decoded), n)], tokens,
+            [cut[i:i + n] for i in range(0, len(cut), n)])
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    """The token ids that end generation: the generation config's (one or a list) and the tokenizer's."""
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = set(configured if isinstance(configured, (list, tuple)) else [configured])
+    return {i for i in ids | {tokenizer.eos_token_id} if i is not None}
 
 
 def evaluate_benchmark(model, tokenizer, problems: list[Problem], name: str, prompt: PromptSpec, spec: EvalSpec,
@@ -130,16 +160,18 @@ def evaluate_benchmark(model, tokenizer, problems: list[Problem], name: str, pro
     chats = [tokenizer.apply_chat_template(problem_messages(p, prompt), tokenize=False, add_generation_prompt=True)
              for p in problems]
     completions: list[list[str]] = []
+    truncated: list[list[bool]] = []
     tokens = 0
     chunk = max(1, spec.batch_size // spec.samples_per_problem)
     for start in range(0, len(chats), chunk):
-        texts, used = generate(model, tokenizer, chats[start:start + chunk], spec, seed + start)
+        texts, used, cut = generate(model, tokenizer, chats[start:start + chunk], spec, seed + start)
         completions.extend(texts)
+        truncated.extend(cut)
         tokens += used
         if on_progress:
             on_progress(len(completions))  # problems done so far
     return score_benchmark(name, problems, completions, spec.samples_per_problem, tokens,
-                           time.perf_counter() - started, spec.grader, str(model.device))
+                           time.perf_counter() - started, spec.grader, str(model.device), truncated)
 
 
 def evaluation_prompt(prompt: PromptSpec, spec: EvalSpec) -> PromptSpec:

@@ -145,8 +145,14 @@ def grade_answer(prediction: str | None, golds: list[str]) -> bool:
 
 # Golds the strict grader cannot compare with a boxed answer: a number with a unit or label after it ('9 (apples)',
 # '5 cm', '15 balls'), which is neither a number nor math; or plain words ('nine apples').
-_NUMBER_WITH_LABEL = re.compile(r"^\s*(?:\\?\$)?\s*[-+]?\d[\d,]*(?:\.\d+)?\s*\(?\s*[A-Za-z][A-Za-z .]*\)?\s*$")
+_NUMBER_WITH_LABEL = re.compile(r"^\s*(?:\\?\$)?\s*[-+]?\d[\d,]*(?:\.\d+)?\s*"
+                                r"(?:\(\s*[A-Za-z][A-Za-z .]*\)|[A-Za-z]{2,}[A-Za-z .]*)\s*$")
 _PLAIN_WORDS = re.compile(r"^\s*[A-Za-z]+(?:\s+[A-Za-z]+)+\s*\.?\s*$")
+# A word (three or more letters, lower case or capitalised, standing alone) beside a number, outside LaTeX commands,
+# environments and \text{}: 'Answer: 9 apples'; not a product of variables such as 'RCs' or 'abc^2'
+_LATEX_WORDS = re.compile(r"\\(?:text|mbox|mathrm|textbf|operatorname|begin|end)\{[^{}]*\}|\\[A-Za-z]+")
+_OPERATOR = re.compile(r"[-+=^_{}\\*/<>|]")  # a gold with these is algebra ('\sin 3x + abc'), not a label
+_WORD = re.compile(r"(?<![A-Za-z\\^_{])(?:[A-Z][a-z]{2,}|[a-z]{3,})(?![A-Za-z^_{}(])")
 
 
 def ungradable_gold(gold: str) -> str | None:
@@ -157,7 +163,30 @@ def ungradable_gold(gold: str) -> str | None:
         return "a number with a unit or label (answer_format: number reads the number)"
     if _PLAIN_WORDS.match(gold):
         return "words, not a number or math"
-    return None
+    bare = _LATEX_WORDS.sub(" ", gold)
+    if re.search(r"\d", bare) and _WORD.search(bare) and not _OPERATOR.search(bare.strip().lstrip("+-")):
+        return "a number among words (answer_format: number or regex reads the number)"
+    return None  # math, or text math-verify compares as text (LightEval's fallback; some Minerva golds)
+
+
+def _math_of(gold: str):
+    """The expression math-verify reads from ``\\boxed{gold}`` (as the strict grader compares it), or None."""
+    try:
+        parsed = parse(f"\\boxed{{{gold}}}", extraction_config=[LatexExtractionConfig(boxed_match_priority=0)])
+    except Exception:  # a parser crash or timeout: nothing read
+        return None
+    return next((p for p in parsed if not isinstance(p, str)), None)
+
+
+def normalised_gold(gold: str) -> str:
+    """What the strict grader compares a gold as, for the outcome rows: a number's value (``1{,}000`` -> ``1000``,
+    ``\\frac{1}{2}`` -> ``0.5``), else the expression math-verify reads (``\\frac{\\sqrt3}{2}`` ->
+    ``sqrt(3)/2``), else the text itself."""
+    number = as_number(gold.strip())
+    if number is not None:
+        return str(int(number)) if number.is_integer() else repr(number)
+    expression = _math_of(gold.strip())
+    return gold.strip() if expression is None else str(expression)
 
 
 def grade(completion: str, golds: list[str]) -> bool:
@@ -171,12 +200,18 @@ def failure_reason(completion: str, golds: list[str] | tuple[str, ...]) -> str |
     return None if grade_answer(box, list(golds)) else why_wrong(box, golds)
 
 
-def why_wrong(box: str | None, golds: list[str] | tuple[str, ...]) -> str:
+# Why a wrong sample is wrong (``why_wrong``): the model did not give an answer where asked, or gave a wrong one
+FORMAT_FAILURES = ("no_box", "empty_box", "truncated")
+WRONG_ANSWERS = ("not_a_number", "wrong_value")
+
+
+def why_wrong(box: str | None, golds: list[str] | tuple[str, ...], truncated: bool = False) -> str:
     """Why a sample the strict grader found wrong is wrong, from its last box's content (``last_boxed``):
-    ``no_box`` (no closed box), ``empty_box``, ``not_a_number`` (the gold is a number, the box holds something
-    else, e.g. an expression) or ``wrong_value``. The first two are format failures, the last two wrong answers."""
+    ``truncated`` (no closed box, and generation stopped at max_new_tokens), ``no_box`` (no closed box),
+    ``empty_box``, ``not_a_number`` (the gold is a number, the box holds something else, e.g. an expression) or
+    ``wrong_value``. The first three are format failures (``FORMAT_FAILURES``), the last two wrong answers."""
     if box is None:
-        return "no_box"
+        return "truncated" if truncated else "no_box"
     if not box.strip():
         return "empty_box"
     numeric = any(as_number(gold.strip()) is not None for gold in golds)

@@ -59,7 +59,8 @@ def check_data_file(spec: DataSpec, field: str) -> int:
     from tina_sweep.data import DataError, load_file
 
     try:
-        problems = load_file(spec.path, spec.question_field, spec.answer_field, spec.answer_format, spec.path)
+        problems = load_file(spec.path, spec.question_field, spec.answer_field, spec.answer_format, spec.path,
+                             spec.answer_pattern)
     except DataError as error:
         raise ConfigError(f"{field}: {error}") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -80,7 +81,7 @@ def check_golds(name: str, problems: list, field: str) -> None:
     if bad:
         gold, reason = bad[0]
         raise ConfigError(f"{field}: {name}: {len(bad):,} of {len(golds):,} golds cannot be graded, e.g. {gold!r} "
-                          f"({reason}); set {field}.answer_format (plain, number, gsm8k, list, choice)")
+                          f"({reason}); set {field}.answer_format (plain, number, gsm8k, list, choice, regex)")
 
 
 def hub_offline() -> bool:

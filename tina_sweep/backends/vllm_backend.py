@@ -258,9 +258,11 @@ class VLLMEvaluator:
         completions, outputs = self.generate(prompts, names, params)
         seconds = time.perf_counter() - started
         tokens = [sum(len(c.token_ids) for c in o.outputs) for o in outputs]
-        grouped: dict[tuple[str, str], list[tuple[int, list[str], int]]] = {}
-        for (job, bench, i), samples, used in zip(index, completions, tokens):
-            grouped.setdefault((job, bench), []).append((i, samples, used))
+        # vLLM's finish_reason: "length" when a sample stopped at max_tokens, "stop" at an end token or stop string
+        cut = [[getattr(c, "finish_reason", None) == "length" for c in o.outputs] for o in outputs]
+        grouped: dict[tuple[str, str], list[tuple[int, list[str], int, list[bool]]]] = {}
+        for (job, bench, i), samples, used, flags in zip(index, completions, tokens, cut):
+            grouped.setdefault((job, bench), []).append((i, samples, used, flags))
         total_tokens = max(sum(tokens), 1)
         results: dict[str, list[BenchmarkResult]] = {}
         for job in self.jobs:
@@ -269,7 +271,8 @@ class VLLMEvaluator:
                 rows = grouped[(job.name, bench)]
                 used = sum(r[2] for r in rows)
                 result = grade_benchmark(bench, problems, [r[1] for r in rows], self.spec.samples_per_problem, used,
-                                         seconds * used / total_tokens, self.spec.grader)  # time shared by tokens
+                                         seconds * used / total_tokens, self.spec.grader,  # time shared by tokens
+                                         [r[3] for r in rows])
                 write_outcomes(job.out_dir / f"{bench}.jsonl", result)
                 results.setdefault(job.name, []).append(result)
                 if on_progress:
@@ -313,9 +316,11 @@ def merged_greedy(model: ModelSpec, spec: EvalSpec, merged_dir: Path, prompt: Pr
 
 
 def grade_benchmark(name: str, problems: list[Problem], samples: list[list[str]], n: int, tokens: int,
-                    seconds: float, grader: str = "strict") -> BenchmarkResult:
-    """Grading of n samples per problem with ``eval.grader``, as the transformers backend grades."""
-    return score_benchmark(name, problems, samples, n, tokens, seconds, grader)
+                    seconds: float, grader: str = "strict", truncated: list[list[bool]] | None = None
+                    ) -> BenchmarkResult:
+    """Grading of n samples per problem with ``eval.grader``, as the transformers backend grades (``truncated``:
+    which samples stopped at max_tokens)."""
+    return score_benchmark(name, problems, samples, n, tokens, seconds, grader, truncated=truncated)
 
 
 def write_outcomes(path: Path, result: BenchmarkResult) -> None:

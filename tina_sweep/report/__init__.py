@@ -26,10 +26,10 @@ import polars as pl
 
 from tina_sweep.report.frame import (ReportError, ReportWarning, StudyInfo, Which, load_frame, load_outcomes,
                                      load_study_info, read_json)
-from tina_sweep.report.stats import CONFIDENCE, N_BOOT, arm_summary
-from tina_sweep.report.tables import (Section, Table, differences_table, global_batch_note, grader_note,
-                                      latex_document, study_cost_table, study_pass_at_1_table, to_markdown,
-                                      write_table)
+from tina_sweep.report.stats import CONFIDENCE, N_BOOT, arm_summary, failure_shares
+from tina_sweep.report.tables import (Section, Table, differences_table, failures_table, global_batch_note,
+                                      grader_note, latex_document, study_cost_table, study_pass_at_1_table,
+                                      to_markdown, write_table)
 
 __all__ = ["ReportError", "ReportWarning", "arm_summary", "build_report", "load_frame", "load_outcomes"]
 
@@ -81,7 +81,8 @@ def _figures_and_page(summary: pl.DataFrame, sweep_dir: Path, out_dir: Path, tab
 
         study_file = sweep_dir / "study.json"
         study = read_json(study_file) if study_file.is_file() else {"study": {"name": sweep_dir.name}}
-        titles = {"pass_at_1": "Pass@1", "differences": "Differences", "cost": "Cost"}
+        titles = {"pass_at_1": "Pass@1", "differences": "Differences", "failures": "Why samples fail",
+                  "cost": "Cost"}
         written += list(write_page(out_dir, study=study, tables_md={titles.get(t.name, t.name): to_markdown(t)
                                                                    for t in tables},
                                    figures=figures, notes=notes))
@@ -91,7 +92,8 @@ def _figures_and_page(summary: pl.DataFrame, sweep_dir: Path, out_dir: Path, tab
 def build_report(sweep_dir: Path, *, which: Which = "final", published: str | None = "auto",
                  n_boot: int = N_BOOT, confidence: float = CONFIDENCE, seed: int = 0) -> Path:
     """Write ``sweep_dir/report/`` and return it: ``frame`` and ``summary`` (.parquet, .csv), the tables
-    ``pass_at_1``, ``differences`` and ``cost`` (.tex, .md, .csv), ``tables.tex`` (a standalone LaTeX document)
+    ``pass_at_1``, ``differences``, ``failures`` (why samples fail, with strict grading) and ``cost`` (.tex, .md,
+    .csv), ``tables.tex`` (a standalone LaTeX document)
     and ``tables.md``, then the figures and the page (see the module docstring).
 
     ``which``: report each trial at its ``final`` or ``best`` checkpoint. ``published``: ``auto`` (the paper's
@@ -100,7 +102,8 @@ def build_report(sweep_dir: Path, *, which: Which = "final", published: str | No
     sweep_dir = Path(sweep_dir)
     info = load_study_info(sweep_dir)
     frame = load_frame(sweep_dir, which)
-    summary = arm_summary(frame, load_outcomes(sweep_dir, which), confidence=confidence, n_boot=n_boot, seed=seed)
+    outcomes = load_outcomes(sweep_dir, which)
+    summary = arm_summary(frame, outcomes, confidence=confidence, n_boot=n_boot, seed=seed)
     out_dir = sweep_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, data in (("frame", frame), ("summary", summary)):
@@ -110,6 +113,9 @@ def build_report(sweep_dir: Path, *, which: Which = "final", published: str | No
                                     grader_note(frame), batch=global_batch_note(frame)),
               differences_table(summary, confidence=confidence, n_boot=n_boot),
               study_cost_table(frame, info)]
+    failures = failures_table(failure_shares(outcomes), summary)
+    if failures is not None:
+        tables.insert(2, failures)
     for table in tables:
         write_table(table, out_dir)
     (out_dir / "tables.tex").write_text(latex_document(tables), encoding="utf-8")

@@ -311,13 +311,31 @@ def axis_columns(frame: pl.DataFrame) -> list[str]:
     return [c for c in frame.columns if "." in c]
 
 
+OUTCOME_SCHEMA = {"trial_id": pl.String, "arm": pl.String, "seed": pl.Int64, "benchmark": pl.String,
+                  "problem_id": pl.String, "success_rate": pl.Float64, "samples": pl.Int64,
+                  "format_failures": pl.Int64, "wrong_answers": pl.Int64, "truncated": pl.Int64}
+
+
+def _reason_counts(row: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
+    """A strict outcome row's wrong samples split into format failures and wrong answers, and how many of the
+    format failures stopped at max_new_tokens; all None for a row without reasons (another grader)."""
+    from tina_sweep.grading import FORMAT_FAILURES, WRONG_ANSWERS
+
+    reasons = row.get("reasons")
+    if not isinstance(reasons, list):
+        return None, None, None
+    return (sum(r in FORMAT_FAILURES for r in reasons), sum(r in WRONG_ANSWERS for r in reasons),
+            sum(r == "truncated" for r in reasons))
+
+
 def load_outcomes(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
     """Per-problem success rates of every finished trial at the chosen checkpoint: trial_id, arm, seed,
-    benchmark, problem_id, success_rate. A problem id seen twice in one file gets ``#2``, ``#3``... appended."""
+    benchmark, problem_id, success_rate, samples, and (strict grading; else null) how many samples were format
+    failures, wrong answers, and truncated (``OUTCOME_SCHEMA``). A problem id seen twice in one file gets ``#2``,
+    ``#3``... appended."""
     sweep_dir = Path(sweep_dir)
     info = load_study_info(sweep_dir)
-    columns: dict[str, list[Any]] = {k: [] for k in ("trial_id", "arm", "seed", "benchmark", "problem_id",
-                                                     "success_rate")}
+    columns: dict[str, list[Any]] = {k: [] for k in OUTCOME_SCHEMA}
     for result in _read_results(sweep_dir, list(info.jobs) or None):
         trial_dir = sweep_dir / "trials" / result["trial_id"]
         spec = _trial_spec(result, info, trial_dir)
@@ -340,6 +358,8 @@ def load_outcomes(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
                 columns["benchmark"].append(benchmark)
                 columns["problem_id"].append(problem if seen[problem] == 1 else f"{problem}#{seen[problem]}")
                 columns["success_rate"].append(float(row["success_rate"]))
-    return pl.DataFrame(columns, schema={"trial_id": pl.String, "arm": pl.String, "seed": pl.Int64,
-                                         "benchmark": pl.String, "problem_id": pl.String,
-                                         "success_rate": pl.Float64})
+                samples = row.get("correct")
+                columns["samples"].append(len(samples) if isinstance(samples, list) else None)
+                for name, count in zip(("format_failures", "wrong_answers", "truncated"), _reason_counts(row)):
+                    columns[name].append(count)
+    return pl.DataFrame(columns, schema=OUTCOME_SCHEMA)

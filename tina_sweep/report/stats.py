@@ -135,6 +135,20 @@ def _difference(arm: _Arm, reference: _Arm | None, benchmark: str, means: dict[s
     return difference, low, high, bool(low > 0 or high < 0)
 
 
+def failure_shares(outcomes: pl.DataFrame) -> pl.DataFrame:
+    """Per arm x benchmark, over every sample of every seed that strict grading explained (``reasons``): how many
+    samples, and the shares correct, format failures (no box, empty box, truncated), wrong answers (not a number,
+    wrong value) and truncated. Empty when no outcome row has reasons."""
+    explained = outcomes.filter(pl.col("format_failures").is_not_null() & pl.col("samples").is_not_null())
+    return (explained.with_columns(correct=pl.col("success_rate") * pl.col("samples"))
+            .group_by("arm", "benchmark", maintain_order=True)
+            .agg(pl.col("samples").sum(), pl.col("correct").sum(), pl.col("format_failures").sum(),
+                 pl.col("wrong_answers").sum(), pl.col("truncated").sum())
+            .select("arm", "benchmark", "samples",
+                    *[(pl.col(c) / pl.col("samples")).alias(f"{c}_share")
+                      for c in ("correct", "format_failures", "wrong_answers", "truncated")]))
+
+
 def arm_summary(frame: pl.DataFrame, outcomes: pl.DataFrame, *, confidence: float = CONFIDENCE,
                 n_boot: int = N_BOOT, seed: int = 0) -> pl.DataFrame:
     """One row per arm x benchmark (and benchmark ``average``), columns SUMMARY_COLUMNS + axes + SUMMARY_TAIL.

@@ -345,6 +345,32 @@ def differences_table(summary: pl.DataFrame, *, confidence: float, n_boot: int, 
     return Table(name, caption, ["Arm"] + [benchmark_name(b) for b in benchmarks] + [AVG], sections)
 
 
+# ---------------------------------------------------------------- why samples fail
+
+def failures_table(shares: pl.DataFrame, summary: pl.DataFrame, name: str = "failures") -> Table | None:
+    """Per benchmark, one row per arm: the share of samples correct, format failures (no box, empty box, cut at
+    max_new_tokens), of which truncated, and wrong answers (``stats.failure_shares``); None when no sample was
+    explained (a grader other than strict)."""
+    if shares.is_empty():
+        return None
+    labels = dict(zip(summary["arm"].to_list(), summary["label"].to_list()))
+    order = list(dict.fromkeys(summary["arm"].to_list()))
+    sections = []
+    for benchmark in dict.fromkeys(shares["benchmark"].to_list()):
+        rows = sorted(shares.filter(pl.col("benchmark") == benchmark).iter_rows(named=True),
+                      key=lambda r: order.index(r["arm"]) if r["arm"] in order else len(order))
+        sections.append((benchmark_name(benchmark), [
+            [Cell(labels.get(r["arm"], r["arm"])), Cell(str(r["samples"])), Cell(_pct(r["correct_share"], 1)),
+             Cell(_pct(r["format_failures_share"], 1)), Cell(_pct(r["truncated_share"], 1)),
+             Cell(_pct(r["wrong_answers_share"], 1))] for r in rows]))
+    caption = ("Why samples fail, in percent of all samples of an arm's seeds (strict grading): format failures "
+               "gave no answer where asked (no closed \\boxed{}, an empty one, or cut off at max_new_tokens: "
+               "truncated, a part of the format failures); wrong answers gave a box whose content is not the gold "
+               "(not a number, or a wrong value). Correct + format failures + wrong answers = 100.")
+    return Table(name, caption, ["Arm", "Samples", "Correct", "Format failures", "of which truncated",
+                                 "Wrong answers"], sections)
+
+
 # ---------------------------------------------------------------- writers
 
 _LATEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
