@@ -204,8 +204,8 @@ def test_unboxed_final_answer_counts_only_for_math_verify():
 
 
 def test_a_fraction_box_against_a_decimal_gold():
-    # strict: a numeric gold needs a number literal, and \frac12 (no braces) is not one it reads
-    assert _both("\\boxed{\\frac12}", ("0.5",)) == {"strict": False, "math_verify": True}
+    # strict: a numeric gold needs a number literal; \frac12 is TeX's shorthand for \frac{1}{2} (Math-Verify's tests agree)
+    assert _both("\\boxed{\\frac12}", ("0.5",)) == {"strict": True, "math_verify": True}
     assert _both("\\boxed{0.5}", ("\\frac{1}{2}",)) == {"strict": True, "math_verify": True}
 
 
@@ -386,6 +386,17 @@ def test_answers_as_models_write_them_are_right(completion, gold):
 def test_strictness_stays(completion, gold):
     """An expression that evaluates to the gold, an improper 'mixed number', an empty box or no box: still wrong."""
     assert not grade(completion, [gold])
+
+
+@pytest.mark.parametrize("text, number", [
+    ("\\frac13", 1 / 3), ("\\cfrac{1}{3}", 1 / 3), ("\\frac 59", 5 / 9), ("\\left( \\frac{1}{3} \\right)", 1 / 3),
+    ("4 4/9", 40 / 9), ("-4 4/9", -40 / 9), ("1 000", 1000), ("11,\\! 111", 11111), ("28 pct", 28),
+    ("125\\textnormal{ miles}", 125), ("11 7/6", None), ("11.0 4/9", None), ("32, 349", None), ("1 2", None),
+    ("6 \\text{ and } 8", None), ("12\\text{ and }13", None), ("0,111", None), ("(9+1)", None),
+])
+def test_number_literals_as_tex_and_others_tests_read_them(text, number):
+    """Issue 13 item 5: readings that Math-Verify's and LightEval's tests expect (tests/test_grading_external.py)."""
+    assert as_number(text) == (pytest.approx(number) if number is not None else None)
 
 
 def test_an_equation_gold_still_compares_whole():

@@ -40,38 +40,61 @@ def last_boxed(text: str) -> str | None:
     return None  # unclosed box: no answer
 
 
-_UNIT_TEXT = re.compile(r"\\(?:text|mbox|mathrm)\{[^{}]*\}")
+_UNIT_TEXT = re.compile(r"\\(?:text|textnormal|textrm|textbf|textit|mbox|mathrm)\{[^{}]*\}")
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-_FRAC = re.compile(r"([-+]?)\\[dt]?frac\{([-+]?\d+)\}\{([-+]?\d+)\}")
-_MIXED = re.compile(r"([-+]?)(\d+)\s*\\[dt]?frac\{(\d+)\}\{(\d+)\}")
+# A LaTeX fraction's numerator or denominator: braced, or a single digit (TeX's shorthand \frac13 for \frac{1}{3})
+_FRAC_PART = r"(?:\{([-+]?\d+)\}|(\d))"
+_FRAC = re.compile(r"([-+]?)\\[cdt]?frac" + _FRAC_PART + _FRAC_PART)
+_MIXED = re.compile(r"([-+]?)(\d+)\s*\\[cdt]?frac" + _FRAC_PART + _FRAC_PART)
+_MIXED_SLASH = re.compile(r"([-+]?)(\d+)\s+(\d+)/(\d+)")  # 4 4/9: a whole number, a space, a proper fraction
+_SPACED_THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:\s\d{3})+(?:\.\d+)?")  # 1 000, also 1\,000
 _POWER_OF_TEN = re.compile(r"10\^\{?([-+]?\d+)\}?")
-_PERCENT_WORD = re.compile(r"\s*(?:percent|per\s*cent)$", re.IGNORECASE)
+_PERCENT_WORD = re.compile(r"\s*(?:percent(?:age)?|per\s*cent|pct)$", re.IGNORECASE)
 # A final "x = 5", "n=5", "a_1 = 5", "\\theta = 5": a variable named, then its value (the value is the answer)
 _NAMED_VALUE = re.compile(r"^\s*(?:[A-Za-z](?:_\{?\w+\}?)?|\\[A-Za-z]+)\s*=\s*([^=]+)$")
 _SCI = re.compile(r"([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?:\\times|\\cdot|\*|x)\s*10\^\{?([-+]?\d+)\}?")
-_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_THOUSANDS = re.compile(r"^[-+]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?$")  # 1,000 and 14,916, not 0,111 (a decimal comma)
 
 
 def as_number(text: str) -> float | None:
-    """Read a number literal as people write one: ``42``, ``-3.5``, ``1,000``, ``1{,}000``, ``1\\,000``,
-    ``\\frac{1}{2}`` (also ``\\dfrac``, ``\\tfrac``), ``2\\frac{1}{2}``, ``3 \\times 10^{8}``, ``10^{3}``, ``$18``.
+    """Read a number literal as people write one: ``42``, ``-3.5``, ``1,000``, ``1{,}000``, ``1\\,000``, ``1 000``,
+    ``11,\\! 111``, ``\\frac{1}{2}`` (also ``\\dfrac``, ``\\tfrac``, ``\\cfrac``, TeX's ``\\frac12``),
+    ``2\\frac{1}{2}``, ``4 4/9``, ``3 \\times 10^{8}``, ``10^{3}``, ``$18``, ``\\left( \\frac{1}{3} \\right)``.
 
-    Units in ``\\text{}``, dollar signs, percent marks and words, degree marks and trailing punctuation are
-    ignored; anything else (an expression such as ``29 + 26``) is not a number and returns None.
+    Units in ``\\text{}`` (``\\textbf``, ``\\textnormal``, ``\\mbox`` ...), dollar signs, percent marks and words,
+    degree marks and trailing punctuation are ignored; anything else (an expression such as ``29 + 26``, a list such
+    as ``32, 349``, numbers side by side such as ``6 8``) is not a number and returns None.
     """
-    s = _UNIT_TEXT.sub("", str(text)).strip()
+    s = _UNIT_TEXT.sub(" ", str(text))  # a space, so that 12\text{ and }13 stays two numbers
     s = s.replace("{,}", ",")
-    for junk in ("\\$", "$", "\\%", "%", "^\\circ", "^{\\circ}", "\\!", "\\,", "\\ ", "~", " "):
+    s = re.sub(r",\\!\s*", ",", s)  # 11,\! 111 is LaTeX's thousands separator, the space after it typesetting
+    for junk in ("\\$", "$", "\\%", "%", "^\\circ", "^{\\circ}", "\\!", "~"):
         s = s.replace(junk, "")
-    s = _PERCENT_WORD.sub("", s).rstrip(".,;:!").strip()
-    if not s:
-        return None
+    s = s.replace("\\,", " ").replace("\\ ", " ")
+    s = re.sub(r"\\(?:left|right)\b", "", s)  # \left( \frac{1}{3} \right): sizing only
+    s = _PERCENT_WORD.sub("", s.strip()).rstrip(".,;:!").strip()
+    if s.startswith("(") and s.endswith(")") and "(" not in s[1:-1] and ")" not in s[1:-1] and "," not in s:
+        s = s[1:-1].strip()  # a number in parentheses, not a pair
+    if not s or re.search(r",\s", s):
+        return None  # a comma and a space separate listed answers: "32, 349" is not 32349
+    if m := _MIXED_SLASH.fullmatch(s):
+        sign, whole, num, den = m.groups()  # 4 4/9 is 40/9; 11 7/6 is no number
+        if int(den) == 0 or int(num) >= int(den):
+            return None
+        value = int(whole) + int(num) / int(den)
+        return -value if sign == "-" else value
+    if _SPACED_THOUSANDS.fullmatch(s):
+        s = re.sub(r"\s", "", s)
+    if re.search(r"\d\s+\d", s):
+        return None  # digits either side of a space are two numbers, not one
+    s = re.sub(r"\s+", "", s)
     if _THOUSANDS.match(s):
         s = s.replace(",", "")
     if _NUMBER.fullmatch(s):
         return float(s)
     if m := _FRAC.fullmatch(s):
-        sign, num, den = m.groups()  # LaTeX fraction notation is a number literal, reduced or not
+        sign, num, den = m.group(1), m.group(2) or m.group(3), m.group(4) or m.group(5)
+        # LaTeX fraction notation is a number literal, reduced or not
         if int(den) == 0:
             return None
         return -int(num) / int(den) if sign == "-" else int(num) / int(den)
@@ -82,7 +105,8 @@ def as_number(text: str) -> float | None:
     if m := _POWER_OF_TEN.fullmatch(s):
         return 10.0 ** int(m.group(1))
     if m := _MIXED.fullmatch(s):
-        sign, whole, num, den = m.groups()  # a mixed number: 2\frac{1}{2} is 2.5
+        sign, whole, num, den = m.group(1), m.group(2), m.group(3) or m.group(4), m.group(5) or m.group(6)
+        # a mixed number: 2\frac{1}{2} is 2.5
         if int(den) == 0 or int(num) >= int(den):
             return None
         value = int(whole) + int(num) / int(den)
@@ -114,7 +138,27 @@ def numbers_equal(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-9)
 
 
+# A sentence's full stop, comma or semicolon written inside the box after the answer ("\\sqrt{2}.", "(1,2)."); not
+# an ellipsis ("1, 2, 3, ...")
+_SENTENCE_END = re.compile(r"(.*[^.\s])\s*[.,;]\s*", re.DOTALL)
+
+
+# "\\text{and}" between groups of values ("p = 5, q = 2 \\quad \\text{and} \\quad p = 7, q = 2") separates solutions;
+# math-verify would read it as one more comma and lose which values go together
+_AND = re.compile(r"\s*(?:\\quad\s*)?\\text\{\s*and\s*\}(?:\s*\\quad)?\s*")
+
+
+def _solution_groups(answer: str) -> str:
+    """Solutions joined by "and", each a group of comma-separated values, as math-verify reads separate tuples:
+    joined by semicolons. Anything else unchanged."""
+    parts = _AND.split(answer)
+    return " ; ".join(parts) if len(parts) > 1 and all("," in part for part in parts) else answer
+
+
 def _symbolic_equal(prediction: str, gold: str) -> bool:
+    if m := _SENTENCE_END.fullmatch(prediction):
+        prediction = m.group(1)
+    prediction, gold = _solution_groups(prediction), _solution_groups(gold)
     config = [LatexExtractionConfig(boxed_match_priority=0)]
     try:
         parsed_gold = parse(f"\\boxed{{{gold}}}", extraction_config=config)
