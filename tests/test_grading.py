@@ -438,3 +438,9 @@ def test_outcome_rows_record_the_reasons():
                               ["\\boxed{55}", "55", "\\boxed{}", "\\boxed{29+26}", "\\boxed{56}"], "strict")
     assert outcome["correct"] == [True, False, False, False, False]
     assert outcome["reasons"] == [None, "no_box", "empty_box", "not_a_number", "wrong_value"]
+
+
+def test_a_factorial_is_not_its_operand():
+    """``5!`` is 120 written as an expression: neither 5 (a trailing "!" is not punctuation) nor, strictly, 120."""
+    assert not grade("\\boxed{5!}", ["5"]) and not grade("\\boxed{5!}", ["120"])
+    assert grade("\\boxed{120}.", ["120"]) and grade("\\boxed{3!}", ["3!"])

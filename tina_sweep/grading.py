@@ -72,7 +72,7 @@ def as_number(text: str) -> float | None:
         s = s.replace(junk, "")
     s = s.replace("\\,", " ").replace("\\ ", " ")
     s = re.sub(r"\\(?:left|right)\b", "", s)  # \left( \frac{1}{3} \right): sizing only
-    s = _PERCENT_WORD.sub("", s.strip()).rstrip(".,;:!").strip()
+    s = _PERCENT_WORD.sub("", s.strip()).rstrip(".,;:").strip()  # not "!": 5! is a factorial, not 5
     if s.startswith("(") and s.endswith(")") and "(" not in s[1:-1] and ")" not in s[1:-1] and "," not in s:
         s = s[1:-1].strip()  # a number in parentheses, not a pair
     if not s or re.search(r",\s", s):
