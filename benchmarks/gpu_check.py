@@ -82,12 +82,12 @@ QWEN2_SPLIT = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| 
 def build_bpe_tokenizer():
     """A small byte-level BPE tokenizer with Qwen2's pre-tokenizer and the tiny model's special tokens and chat
     template: AutoTokenizer (vLLM's loader, which rebuilds a Qwen2 model's tokenizer as Qwen2Tokenizer) and
-    tina_sweep.models.load_tokenizer tokenize and decode every text identically. (The repository's word-level
+    tina_sweep.trial.models.load_tokenizer tokenize and decode every text identically. (The repository's word-level
     tiny tokenizer does not survive that rebuild: vLLM would see other token ids than training and transformers.)"""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from tina_sweep.tiny import CHAT_TEMPLATE, SPECIALS, WORDS
+    from tina_sweep.trial.tiny import CHAT_TEMPLATE, SPECIALS, WORDS
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
@@ -143,7 +143,7 @@ def save_model_dir(model, tokenizer, target: Path) -> None:
 
 
 def trials(work: Path):
-    from tina_sweep.study import load_study, resolve
+    from tina_sweep.study.study import load_study, resolve
 
     return resolve(load_study(work / "gpu_check_study.py"), "paper")
 
@@ -179,9 +179,9 @@ def prepare(work: Path) -> None:
 def train(work: Path) -> None:
     """Train both trials; each saved adapter must be non-zero (LoRA B norm > 0) before anything serves it. With vLLM
     rollouts the first trial also runs the weight-sync probe (``SyncProbe``, written to sync.json)."""
-    from tina_sweep.backends.vllm_backend import require_nonzero_adapter
-    from tina_sweep.cost import current_device
-    from tina_sweep.train import train_trial
+    from tina_sweep.trial.evaluate.vllm_backend import require_nonzero_adapter
+    from tina_sweep.trial.cost import current_device
+    from tina_sweep.trial.train.trainer import train_trial
 
     out = {"device": current_device().name, "device_count": current_device().count, "trials": {}}
     for index, trial in enumerate(trials(work)):
@@ -218,10 +218,10 @@ class SyncProbe:
     Sync 0 happens before the first step (the base model: LoRA B is zero); sync k after k optimizer steps."""
 
     def __init__(self, spec, prompts: int = 8, tokens: int = 16):
-        from tina_sweep.backends.vllm_backend import render_prompts
-        from tina_sweep.data import load_benchmark
-        from tina_sweep.evaluate import evaluation_prompt
-        from tina_sweep.models import load_tokenizer
+        from tina_sweep.trial.evaluate.vllm_backend import render_prompts
+        from tina_sweep.trial.datasets import load_benchmark
+        from tina_sweep.trial.evaluate import evaluation_prompt
+        from tina_sweep.trial.models import load_tokenizer
 
         self.tokenizer = load_tokenizer(spec.model.name)
         problems = load_benchmark(spec.eval.benchmarks[0])[:prompts]
@@ -298,7 +298,7 @@ def judge_sync(records: list[dict], min_agreement: float = 0.75) -> dict:
 
 def _jobs(work: Path):
     """The study's adapters (the base model is evaluated once, by either way, so it is left out of both)."""
-    from tina_sweep.backends.vllm_backend import AdapterJob
+    from tina_sweep.trial.evaluate.vllm_backend import AdapterJob
 
     adapters = _read(work, "train")["trials"]
     return [AdapterJob(name, Path(info["adapter"]), work / "eval-one" / name) for name, info in adapters.items()]
@@ -307,8 +307,8 @@ def _jobs(work: Path):
 def one_engine(work: Path) -> None:
     """Base + both adapters from ONE engine (timed), then, untimed, the adapter check (``check``) on the same
     engine: no extra engine start for it."""
-    from tina_sweep.backends.vllm_backend import VLLMEvaluator
-    from tina_sweep.evaluate import evaluation_prompt
+    from tina_sweep.trial.evaluate.vllm_backend import VLLMEvaluator
+    from tina_sweep.trial.evaluate import evaluation_prompt
 
     spec = trials(work)[0].spec
     started = time.perf_counter()
@@ -335,10 +335,10 @@ def one_engine(work: Path) -> None:
 
 def restart(work: Path, name: str) -> None:
     """Merge one adapter, start an engine on the merged copy, evaluate, exit (the paper's per-checkpoint way)."""
-    from tina_sweep.backends.lighteval_backend import merge_adapter
-    from tina_sweep.backends.vllm_backend import AdapterJob, VLLMEvaluator
-    from tina_sweep.config import ModelSpec
-    from tina_sweep.evaluate import evaluation_prompt
+    from tina_sweep.trial.evaluate.lighteval_backend import merge_adapter
+    from tina_sweep.trial.evaluate.vllm_backend import AdapterJob, VLLMEvaluator
+    from tina_sweep.trial.spec import ModelSpec
+    from tina_sweep.trial.evaluate import evaluation_prompt
 
     spec = trials(work)[0].spec
     adapter = Path(_read(work, "train")["trials"][name]["adapter"])
@@ -360,11 +360,11 @@ def check(work: Path, evaluator=None) -> None:
     """(b) Greedy on 8 problems: the first adapter through its LoRARequest vs the base model (the study's engine,
     ``evaluator``, or one started here), then vs a merged copy served by an engine of its own (started after the
     first engine is closed: two engines would need twice the memory)."""
-    from tina_sweep.backends.lighteval_backend import merge_adapter
-    from tina_sweep.backends.vllm_backend import (AdapterJob, VLLMEvaluator, judge_adapter_check, merged_greedy,
+    from tina_sweep.trial.evaluate.lighteval_backend import merge_adapter
+    from tina_sweep.trial.evaluate.vllm_backend import (AdapterJob, VLLMEvaluator, judge_adapter_check, merged_greedy,
                                                   render_prompts, require_nonzero_adapter, sampling_kwargs)
-    from tina_sweep.data import load_benchmark
-    from tina_sweep.evaluate import evaluation_prompt
+    from tina_sweep.trial.datasets import load_benchmark
+    from tina_sweep.trial.evaluate import evaluation_prompt
 
     spec = trials(work)[0].spec
     prompt = evaluation_prompt(spec.prompt, spec.eval)
@@ -388,7 +388,7 @@ def check(work: Path, evaluator=None) -> None:
 def hf_eval(work: Path) -> None:
     """Base + both adapters with the transformers backend (batched HF generate, 1,024 sequences a batch), one
     after the other."""
-    from tina_sweep.evaluate import evaluate_model
+    from tina_sweep.trial.evaluate import evaluate_model
 
     spec = trials(work)[0].spec
     models = {"base": None, **{name: Path(info["adapter"]) for name, info in _read(work, "train")["trials"].items()}}
@@ -424,8 +424,8 @@ def shape(work: Path, steps: int = 3, completion_tokens: int = 512) -> None:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from tina_sweep.tiny import build_tiny_tokenizer
-    from tina_sweep.train import train_trial
+    from tina_sweep.trial.tiny import build_tiny_tokenizer
+    from tina_sweep.trial.train.trainer import train_trial
 
     target = work / "paper-shape-random"
     if not (target / "config.json").exists():
@@ -462,7 +462,7 @@ def shape(work: Path, steps: int = 3, completion_tokens: int = 512) -> None:
         step_times.append(now - last[0])
         last[0] = now
 
-    import tina_sweep.train as train_module
+    import tina_sweep.trial.train.trainer as train_module
 
     plain_kwargs = train_module.grpo_config_kwargs
 

@@ -27,7 +27,7 @@ def random_adapter(model_dir: str, rank: int, target: Path) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from tina_sweep.scales import ALL_LINEAR
+    from tina_sweep.study.scales import ALL_LINEAR
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -47,10 +47,10 @@ def main() -> None:
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
-    from tina_sweep.backends.vllm_backend import render_prompts, vllm_max_lora_rank
-    from tina_sweep.config import DataSpec, PromptSpec
-    from tina_sweep.data import load_benchmark
-    from tina_sweep.models import load_tokenizer, resolve_model
+    from tina_sweep.trial.evaluate.vllm_backend import render_prompts, vllm_max_lora_rank
+    from tina_sweep.trial.spec import DataSpec, PromptSpec
+    from tina_sweep.trial.datasets import load_benchmark
+    from tina_sweep.trial.models import load_tokenizer, resolve_model
 
     work = Path(tempfile.mkdtemp(prefix="vllm-cpu-lora-"))
     if args.model:

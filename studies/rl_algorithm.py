@@ -14,8 +14,8 @@ algorithm. So the dr_grpo arm is the experiment the paper meant to report, not a
 """
 
 from tina_sweep import Study
-from tina_sweep.prompts import OPEN_RS_SYSTEM_PROMPT
-from tina_sweep.rewards import tina_cosine_params
+from tina_sweep.trial.prompts import OPEN_RS_SYSTEM_PROMPT
+from tina_sweep.trial.train.rewards import tina_cosine_params
 
 study = Study(
     name="rl_algorithm",

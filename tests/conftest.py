@@ -42,7 +42,7 @@ def _pin_cache(tina_cache) -> None:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tina_cache) -> Path:
     """The tiny random Qwen2, built once per session inside the session cache."""
-    from tina_sweep.models import resolve_model
+    from tina_sweep.trial.models import resolve_model
 
     path = Path(resolve_model("tiny-random-qwen2"))
     assert path == tina_cache / "models" / "tiny-random-qwen2"
@@ -52,8 +52,8 @@ def tiny_model_dir(tina_cache) -> Path:
 
 def smoke_tree(**dotted) -> dict:
     """The smoke preset with dotted overrides applied (``smoke_tree(**{"lora.rank": 2})``)."""
-    from tina_sweep.scales import scale_preset
-    from tina_sweep.study import set_dotted
+    from tina_sweep.study.scales import scale_preset
+    from tina_sweep.study.study import set_dotted
 
     tree = scale_preset("smoke")
     for field, value in dotted.items():
@@ -62,7 +62,7 @@ def smoke_tree(**dotted) -> dict:
 
 
 def smoke_spec(**dotted):
-    from tina_sweep.config import TrialSpec
+    from tina_sweep.trial.spec import TrialSpec
 
     return TrialSpec.model_validate(smoke_tree(**dotted))
 
@@ -92,7 +92,7 @@ def train_variant(name: str, root: Path) -> TrainedTrial:
     """Train one variant for two steps (once per session), recording the args the trainer received."""
     if name in _TRAINED:
         return _TRAINED[name]
-    import tina_sweep.train as train_module
+    import tina_sweep.trial.train.trainer as train_module
 
     spec = smoke_spec(**TRAIN_VARIANTS[name])
     received = []

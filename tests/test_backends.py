@@ -15,12 +15,12 @@ import pytest
 from fake_vllm import LoRARequest as FakeRequest
 from fake_vllm import SamplingParams as FakeParams
 from fake_vllm import _Choice, _Output
-from tina_sweep.backends import lighteval_backend as le
-from tina_sweep.backends import vllm_backend as vb
-from tina_sweep.config import EvalSpec, PromptSpec
-from tina_sweep.data import load_benchmark
-from tina_sweep.evaluate import evaluation_prompt
-from tina_sweep.scales import scale_preset
+from tina_sweep.trial.evaluate import lighteval_backend as le
+from tina_sweep.trial.evaluate import vllm_backend as vb
+from tina_sweep.trial.spec import EvalSpec, PromptSpec
+from tina_sweep.trial.datasets import load_benchmark
+from tina_sweep.trial.evaluate import evaluation_prompt
+from tina_sweep.study.scales import scale_preset
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_EVAL = EvalSpec.model_validate(scale_preset("paper")["eval"])
@@ -70,7 +70,7 @@ def test_sampling_kwargs_follow_the_spec():
 
 
 def test_paper_evaluation_prompt_is_tinas_math_template():
-    from tina_sweep.prompts import TINA_MATH_QUERY_TEMPLATE
+    from tina_sweep.trial.prompts import TINA_MATH_QUERY_TEMPLATE
 
     trial_prompt = PromptSpec.model_validate(scale_preset("paper")["prompt"])
     prompt = evaluation_prompt(trial_prompt, PAPER_EVAL)
@@ -106,7 +106,7 @@ def two_problem_benchmark(tmp_path) -> dict:
 
 
 def test_one_generate_call_evaluates_every_adapter(tmp_path, tiny_model_dir, two_problem_benchmark):
-    from tina_sweep.config import ModelSpec
+    from tina_sweep.trial.spec import ModelSpec
 
     spec = EvalSpec(benchmarks=[two_problem_benchmark], samples_per_problem=2, temperature=0.6, top_p=0.95,
                     max_new_tokens=9, dtype="bfloat16")
@@ -146,8 +146,8 @@ def test_adapter_check_judgement():
 
 
 def test_check_adapter_sends_base_and_adapter_greedy(tmp_path, tiny_model_dir, two_problem_benchmark):
-    from tina_sweep.config import ModelSpec
-    from tina_sweep.data import load_benchmark
+    from tina_sweep.trial.spec import ModelSpec
+    from tina_sweep.trial.datasets import load_benchmark
 
     spec = EvalSpec(benchmarks=[two_problem_benchmark], temperature=0.6, samples_per_problem=1)
     jobs = [vb.AdapterJob("good", _adapter(tmp_path / "good", 8), tmp_path / "o")]
@@ -163,8 +163,8 @@ def test_check_adapter_sends_base_and_adapter_greedy(tmp_path, tiny_model_dir, t
 
 
 def test_evaluate_model_dispatches_to_the_vllm_backend(tmp_path, tiny_model_dir, two_problem_benchmark, monkeypatch):
-    from tina_sweep.config import ModelSpec
-    from tina_sweep.evaluate import evaluate_model
+    from tina_sweep.trial.spec import ModelSpec
+    from tina_sweep.trial.evaluate import evaluate_model
 
     monkeypatch.setattr(vb, "_default_classes", lambda: (FakeLLM, FakeRequest, FakeParams))
     spec = EvalSpec(backend="vllm", benchmarks=[two_problem_benchmark], temperature=0.6)
@@ -180,7 +180,7 @@ def _tina_math_query(question: str) -> str:
     """Tina's MATH_QUERY_TEMPLATE (the quoted ``\"\"\"...\"\"\".strip()``, evaluated) around a question."""
     import ast
 
-    from tina_sweep.tina_source import quote
+    from tina_sweep.trial.tina_source import quote
 
     node = ast.parse(quote("lighteval.math_query_template").text).body[0].value
     return ast.literal_eval(node.func.value).strip().format(Question=question)
@@ -206,7 +206,7 @@ def test_tina_tasks_are_read_from_tinas_task_definitions():
         "aggregation_function=max")
     assert le.template("lighteval.math_query_template").endswith("Think step by step before answering.\n\n{Question}")
     assert _tina_math_query("Q?").count("\\boxed{ANSWER}") == 1  # Tina's doubled braces, after format
-    from tina_sweep.prompts import TINA_MATH_QUERY_TEMPLATE  # the other backends' paper-scale user turn: the same
+    from tina_sweep.trial.prompts import TINA_MATH_QUERY_TEMPLATE  # the other backends' paper-scale user turn: the same
 
     assert _tina_math_query("Q?") == TINA_MATH_QUERY_TEMPLATE.replace("{question}", "Q?")
 
@@ -227,7 +227,7 @@ def test_paper_scale_model_parameters_are_tinas_lighteval_arguments(tmp_path):
     """eval_post_train.sh's MODEL_ARGS (DeepSeek-R1-Distill branch) and ours at paper scale, key by key."""
     import re
 
-    from tina_sweep.tina_source import quote
+    from tina_sweep.trial.tina_source import quote
 
     script = quote("lighteval.script.model_args").text
     sizes = dict(line.strip().split("=") for line in quote("lighteval.script.max_lengths").text.splitlines())
@@ -272,7 +272,7 @@ def test_engine_follows_the_gpu_or_the_setting(monkeypatch):
 
 
 def test_preflight_lets_lighteval_run_on_cpu_unless_vllm_is_asked_for(monkeypatch):
-    import tina_sweep.preflight as preflight
+    import tina_sweep.run.preflight as preflight
     from conftest import smoke_spec
 
     spec = smoke_spec(**{"eval.backend": "lighteval", "eval.benchmarks": [{"name": "amc23", "limit": 2}]})

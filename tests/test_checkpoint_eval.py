@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import smoke_spec
-from tina_sweep.job import Job, checkpoints_to_evaluate, run_job
+from tina_sweep.run.job import Job, checkpoints_to_evaluate, run_job
 
 
 def test_every_kth_checkpoint_before_the_final_step():
@@ -67,7 +67,7 @@ def test_training_keeps_every_checkpoint(checkpointed):
 def test_vllm_backend_evaluates_final_adapter_and_checkpoints_from_one_engine(tmp_path, tiny_model_dir, monkeypatch):
     """With eval.backend vllm the final adapter and the chosen checkpoints share one engine and one generate call
     (vLLM needs a GPU: its LLM is a stand-in that answers 2 under the final adapter, 3 under a checkpoint)."""
-    import tina_sweep.backends.vllm_backend as vb
+    import tina_sweep.trial.evaluate.vllm_backend as vb
     from test_backends import FakeLLM, FakeParams, FakeRequest, _Choice, _Output
 
     class ByAdapter(FakeLLM):

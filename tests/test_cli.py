@@ -35,7 +35,7 @@ def result_mtimes(sweep: Path) -> dict[str, int]:
 
 
 def complete_jobs(sweep: Path, name: str = "smoke") -> dict[str, int]:
-    from tina_sweep.ledger import Ledger
+    from tina_sweep.ledger.store import Ledger
 
     ledger = Ledger(name, None, sweep)
     return {job: sum(t.state == TrialState.COMPLETE for t in tries) for job, tries in ledger.by_job().items()}

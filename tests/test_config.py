@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from conftest import smoke_tree
-from tina_sweep.config import ConfigError, DataSpec, EvalSpec, LoraSpec, TrialSpec, first_error_line
-from tina_sweep.study import Study, resolve
+from tina_sweep.trial.spec import ConfigError, DataSpec, EvalSpec, LoraSpec, TrialSpec, first_error_line
+from tina_sweep.study.study import Study, resolve
 
 KNOWN_BENCHMARKS = "arithmetic, aime24, aime25, amc23, math500, minerva, gsm8k, mawps, svamp, gpqa_diamond"
 

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from tina_sweep.config import DataSpec, TrialSpec
-from tina_sweep.data import (BENCHMARKS, TRAINING_SETS, DataError, arithmetic_eval, arithmetic_train, bundled_path,
+from tina_sweep.trial.spec import DataSpec, TrialSpec
+from tina_sweep.trial.datasets import (BENCHMARKS, TRAINING_SETS, DataError, arithmetic_eval, arithmetic_train, bundled_path,
                              load_benchmark, load_file, load_source, load_training_problems, read_rows)
 from conftest import smoke_tree
 

@@ -51,7 +51,7 @@ def test_cpu_scale_study_end_to_end(tmp_path: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from tina_sweep.models import resolve_model
+    from tina_sweep.trial.models import resolve_model
 
     os.environ["TINA_SWEEP_CACHE"] = env["TINA_SWEEP_CACHE"]
     base = AutoModelForCausalLM.from_pretrained(resolve_model("smollm2-135m-instruct"))

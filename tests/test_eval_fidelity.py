@@ -10,9 +10,9 @@ import ast
 import pytest
 from math_verify import ExprExtractionConfig, LatexExtractionConfig
 
-from tina_sweep.data import BENCHMARKS
-from tina_sweep.grading import MATH_VERIFY_FALLBACK, MATH_VERIFY_PRECISION, gold_targets, pred_targets
-from tina_sweep.tina_source import quote
+from tina_sweep.trial.datasets import BENCHMARKS
+from tina_sweep.trial.grading import MATH_VERIFY_FALLBACK, MATH_VERIFY_PRECISION, gold_targets, pred_targets
+from tina_sweep.trial.tina_source import quote
 
 # our benchmark -> the variable of Tina's LightEval task
 TINA_TASKS = {"aime24": "aime24", "aime25": "aime25", "amc23": "amc23", "math500": "math_500", "minerva": "minerva"}

@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
-from tina_sweep.config import DataSpec, EvalSpec, ModelSpec, PromptSpec
-from tina_sweep.evaluate import evaluate_model, pass_at_1, summary
+from tina_sweep.trial.spec import DataSpec, EvalSpec, ModelSpec, PromptSpec
+from tina_sweep.trial.evaluate import evaluate_model, summary
+from tina_sweep.trial.evaluate.scoring import pass_at_1
 
 TINY = ModelSpec(name="tiny-random-qwen2")
 PROMPT = PromptSpec(system="Give only the final number inside \\boxed{}.", instruction="")
@@ -93,7 +94,7 @@ def test_eval_with_trained_adapter(trained_dr_grpo, tmp_path):
 
 def test_graded_rows_use_the_strict_grader(tmp_path, tiny_model_dir, monkeypatch):
     """Force the model's text: the row's `correct` follows the last box, not the bare number."""
-    import tina_sweep.evaluate as evaluate
+    import tina_sweep.trial.evaluate.local as evaluate
 
     texts = {"What is 1 + 1?": "\\boxed{2}", "What is 2 + 2?": "2 + 2 = 4"}
 
@@ -120,7 +121,7 @@ def test_graded_rows_use_the_strict_grader(tmp_path, tiny_model_dir, monkeypatch
 def test_eval_grader_decides_and_is_recorded(tmp_path, tiny_model_dir, monkeypatch, grader, expected):
     """The same forced completions graded by each grader: an unboxed final answer, a first-vs-last box, and a
     plain box; every row and the result name the grader."""
-    import tina_sweep.evaluate as evaluate
+    import tina_sweep.trial.evaluate.local as evaluate
 
     texts = {"q1": "So the answer is 2", "q2": "\\boxed{5} or rather \\boxed{3}", "q3": "\\boxed{\\frac{1}{2}}"}
 
@@ -139,8 +140,8 @@ def test_eval_grader_decides_and_is_recorded(tmp_path, tiny_model_dir, monkeypat
 
 
 def test_lighteval_results_are_labelled_lighteval(tmp_path, monkeypatch):
-    from tina_sweep.backends import lighteval_backend
-    from tina_sweep.evaluate import BenchmarkResult
+    from tina_sweep.trial.evaluate import lighteval_backend
+    from tina_sweep.trial.evaluate import BenchmarkResult
 
     monkeypatch.setattr(lighteval_backend, "evaluate_with_lighteval",
                         lambda *args: [BenchmarkResult("aime24", 0.3, 30, 1, 0, 1.0)])
@@ -152,7 +153,7 @@ def test_lighteval_results_are_labelled_lighteval(tmp_path, monkeypatch):
 def test_eval_grader_is_checked_in_one_line_and_keeps_trial_ids():
     from pydantic import ValidationError
 
-    from tina_sweep.config import TrialSpec, first_error_line
+    from tina_sweep.trial.spec import TrialSpec, first_error_line
 
     with pytest.raises(ValidationError) as error:
         TrialSpec.model_validate({"eval": {"grader": "x"}})

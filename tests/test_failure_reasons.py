@@ -14,10 +14,11 @@ from test_report_tables import write_sweep
 from typer.testing import CliRunner
 
 from tina_sweep.cli import app
-from tina_sweep.config import DataSpec, EvalSpec, ModelSpec, PromptSpec
-from tina_sweep.data import Problem, gold_answers, load_benchmark, load_file
-from tina_sweep.evaluate import generate, load_eval_model, problem_outcome
-from tina_sweep.grading import grade, normalised_gold
+from tina_sweep.trial.spec import DataSpec, EvalSpec, ModelSpec, PromptSpec
+from tina_sweep.trial.datasets import Problem, gold_answers, load_benchmark, load_file
+from tina_sweep.trial.evaluate.local import generate, load_eval_model
+from tina_sweep.trial.evaluate.scoring import problem_outcome
+from tina_sweep.trial.grading import grade, normalised_gold
 from tina_sweep.report import build_report
 from tina_sweep.report.frame import load_outcomes
 from tina_sweep.report.stats import failure_shares
@@ -69,7 +70,7 @@ def test_bad_regex_settings_are_one_line_errors(tmp_path, fields, message):
 
 
 def test_a_user_file_with_unit_golds_and_the_regex_format_passes_preflight(tmp_path):
-    from tina_sweep.preflight import check_data_file
+    from tina_sweep.run.preflight import check_data_file
 
     data = write_jsonl(tmp_path / "apples.jsonl", APPLES)
     spec = DataSpec(name="apples", path=str(data), answer_format="regex", answer_pattern=r"(\d+) \w+$")

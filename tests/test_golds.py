@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tina_sweep.cli import app
-from tina_sweep.data import gold_answers, load_file
-from tina_sweep.grading import grade, ungradable_gold
+from tina_sweep.trial.datasets import gold_answers, load_file
+from tina_sweep.trial.grading import grade, ungradable_gold
 
 WORD_PROBLEMS = [{"question": "Tom has 4 apples and buys 5 more. How many apples?", "answer": "9 (apples)"},
                  {"question": "A box holds 15 balls. How many balls?", "answer": "15 (balls)"},
@@ -90,8 +90,8 @@ def test_answer_formats_refuse_what_they_cannot_read(raw, fmt):
 @pytest.mark.parametrize("name", ["aime24", "aime25", "amc23", "math500", "minerva", "gsm8k", "mawps", "svamp"])
 def test_no_bundled_benchmark_gold_is_refused(name):
     """The refusal rules (units, labels, words beside a number) leave every gold of the catalog's benchmarks alone."""
-    from tina_sweep.config import DataSpec
-    from tina_sweep.data import load_benchmark
-    from tina_sweep.preflight import check_golds
+    from tina_sweep.trial.spec import DataSpec
+    from tina_sweep.trial.datasets import load_benchmark
+    from tina_sweep.run.preflight import check_golds
 
     check_golds(name, load_benchmark(DataSpec(name=name)), "eval.benchmarks.0")

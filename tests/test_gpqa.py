@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
-import tina_sweep.data as data
-import tina_sweep.evaluate as evaluate
-from tina_sweep.config import DataSpec, EvalSpec, ModelSpec, PromptSpec
-from tina_sweep.data import BENCHMARKS, CHOICE_ORDER_SEED, choice_problems, load_benchmark
-from tina_sweep.evaluate import MULTIPLE_CHOICE_TEMPLATE, evaluate_model, problem_messages
-from tina_sweep.prompts import TINA_MATH_QUERY_TEMPLATE
-from tina_sweep.tina_source import quote
+import tina_sweep.trial.datasets as data
+import tina_sweep.trial.evaluate.local as evaluate
+from tina_sweep.trial.spec import DataSpec, EvalSpec, ModelSpec, PromptSpec
+from tina_sweep.trial.datasets import BENCHMARKS, CHOICE_ORDER_SEED, choice_problems, load_benchmark
+from tina_sweep.trial.evaluate.scoring import MULTIPLE_CHOICE_TEMPLATE, problem_messages
+from tina_sweep.trial.evaluate import evaluate_model, summary
+from tina_sweep.trial.prompts import TINA_MATH_QUERY_TEMPLATE
+from tina_sweep.trial.tina_source import quote
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ModelSpec(name="tiny-random-qwen2")
@@ -124,7 +125,7 @@ def test_a_problems_order_does_not_depend_on_the_others_or_the_process():
     alone = choice_problems([RECORDS[7]], GPQA)[0]
     assert alone.choices == choice_problems(RECORDS, GPQA)[7].choices and alone.answers == \
         choice_problems(RECORDS, GPQA)[7].answers
-    script = ("import json, sys; from tina_sweep.data import BENCHMARKS, choice_problems; "
+    script = ("import json, sys; from tina_sweep.trial.datasets import BENCHMARKS, choice_problems; "
               "rows = json.load(sys.stdin); print(json.dumps([p.choices for p in choice_problems(rows, "
               "BENCHMARKS['gpqa_diamond'])]))")
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONHASHSEED": "12345"}
@@ -223,13 +224,13 @@ def test_gpqa_letters_graded_end_to_end(tmp_path, tiny_model_dir, hub_gpqa, monk
         assert row["correct"] == [True, False] and row["extracted"][0] == row["gold"] == problem.answers[0]
         assert row["choices"] == list(problem.choices) and row["grader"] == grader
     assert result.pass_at_1 == 0.5 and result.grader == grader
-    assert evaluate.summary([result])["gpqa_diamond"]["grader"] == grader
+    assert summary([result])["gpqa_diamond"]["grader"] == grader
 
 
 def test_gpqa_through_the_vllm_path(tmp_path, tiny_model_dir, hub_gpqa):
     """The vLLM backend renders the same multiple-choice prompts and grades letters with eval.grader."""
     from fake_vllm import LoRARequest, SamplingParams, _Choice, _Output
-    from tina_sweep.backends import vllm_backend as vb
+    from tina_sweep.trial.evaluate import vllm_backend as vb
 
     problems = load_benchmark(DataSpec(name="gpqa_diamond", limit=3))
 

@@ -61,8 +61,8 @@ def test_merge_adapter_on_the_tiny_model(gpu_check, prepared, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from tina_sweep.backends.lighteval_backend import merge_adapter
-    from tina_sweep.config import ModelSpec
+    from tina_sweep.trial.evaluate.lighteval_backend import merge_adapter
+    from tina_sweep.trial.spec import ModelSpec
 
     model_dir = json.loads((prepared / "prepare.json").read_text())["model"]
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -117,7 +117,7 @@ def test_the_check_study_gives_a_random_model_a_gradient(gpu_check, tmp_path, mo
     every step, and the adapter check found the adapter's outputs identical to the base's)."""
     from safetensors.torch import load_file
 
-    from tina_sweep.train import train_trial
+    from tina_sweep.trial.train.trainer import train_trial
 
     monkeypatch.setenv("TINA_GPU_CHECK_VLLM", "0")
     gpu_check.prepare(tmp_path)
@@ -149,7 +149,7 @@ def test_the_check_models_tokenizer_survives_vllms_loader(gpu_check, prepared):
     check model's byte-level BPE must come out of that rebuild as training and transformers see it."""
     from transformers import AutoTokenizer
 
-    from tina_sweep.models import load_tokenizer
+    from tina_sweep.trial.models import load_tokenizer
 
     model_dir = json.loads((prepared / "prepare.json").read_text())["model"]
     ours, vllms = load_tokenizer(model_dir), AutoTokenizer.from_pretrained(model_dir)
@@ -168,7 +168,7 @@ def test_a_zero_adapter_is_refused_before_serving(gpu_check, prepared, tmp_path)
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from tina_sweep.backends.vllm_backend import lora_b_norm, require_nonzero_adapter
+    from tina_sweep.trial.evaluate.vllm_backend import lora_b_norm, require_nonzero_adapter
 
     model_dir = json.loads((prepared / "prepare.json").read_text())["model"]
     for name, init in (("zero", True), ("moved", False)):

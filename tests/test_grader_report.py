@@ -14,7 +14,7 @@ from tina_sweep.report import build_report
 from tina_sweep.report.frame import StudyInfo, load_frame
 from tina_sweep.report.paper import paper_tables
 from tina_sweep.report.tables import PUBLISHED_GRADER, Section, study_pass_at_1_table
-from tina_sweep.results import results_frame, to_markdown
+from tina_sweep.report.results import results_frame, to_markdown
 
 
 def _set_grader(sweep: Path, grader_of: dict[str, str | None], backend: str | None = None) -> list[dict]:

@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from tina_sweep.config import DataSpec
-from tina_sweep.data import BENCHMARKS, bundled_path, load_benchmark, load_source, read_rows
-from tina_sweep.grading import (GRADERS, as_number, check_grader, extract_letter, grade, grade_answer, grade_samples,
+from tina_sweep.trial.spec import DataSpec
+from tina_sweep.trial.datasets import BENCHMARKS, bundled_path, load_benchmark, load_source, read_rows
+from tina_sweep.trial.grading import (GRADERS, as_number, check_grader, extract_letter, grade, grade_answer, grade_samples,
                                 last_boxed, math_verify_golds, math_verify_letter)
-from tina_sweep.rewards import completion_text, reward_function
+from tina_sweep.trial.train.rewards import completion_text, reward_function
 
 
 def boxed(answer: str) -> str:
@@ -407,8 +407,8 @@ def test_an_equation_gold_still_compares_whole():
                                   "svamp"])
 def test_every_bundled_gold_grades_its_own_box_correct(name):
     """Self-consistency: ``\\boxed{<gold>}`` is right for every accepted gold of every bundled benchmark."""
-    from tina_sweep.config import DataSpec
-    from tina_sweep.data import load_benchmark
+    from tina_sweep.trial.spec import DataSpec
+    from tina_sweep.trial.datasets import load_benchmark
 
     problems = load_benchmark(DataSpec(name=name, limit=1000 if name == "arithmetic" else None))
     assert len(problems) >= 30
@@ -424,15 +424,15 @@ def test_every_bundled_gold_grades_its_own_box_correct(name):
     ("\\boxed{x^2}", ["x^3"], "wrong_value"), ("\\boxed{55}", ["55"], None), ("\\boxed{x = 55}", ["55"], None),
 ])
 def test_each_wrong_sample_says_why(completion, golds, reason):
-    from tina_sweep.grading import failure_reason
+    from tina_sweep.trial.grading import failure_reason
 
     assert failure_reason(completion, golds) == reason
     assert (reason is None) == grade(completion, golds)
 
 
 def test_outcome_rows_record_the_reasons():
-    from tina_sweep.data import Problem
-    from tina_sweep.evaluate import problem_outcome
+    from tina_sweep.trial.datasets import Problem
+    from tina_sweep.trial.evaluate.scoring import problem_outcome
 
     outcome = problem_outcome(Problem("p-0", "What is 29 + 26?", ("55",)),
                               ["\\boxed{55}", "55", "\\boxed{}", "\\boxed{29+26}", "\\boxed{56}"], "strict")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tina_sweep.grading import grade, last_boxed
+from tina_sweep.trial.grading import grade, last_boxed
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = json.loads((ROOT / "tests" / "data" / "external_grading_cases.json").read_text(encoding="utf-8"))

@@ -18,7 +18,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import smoke_spec
-from tina_sweep.ledger import MAX_WORKER_LOSSES, Ledger, LedgerLockTimeout, job_state, worker_name
+from tina_sweep.ledger.store import MAX_WORKER_LOSSES, Ledger, LedgerLockTimeout, job_state, worker_name
 
 JOBS = {"j": {"kind": "trial", "axes": {}}}
 
@@ -216,7 +216,7 @@ def test_torn_journal_tail_is_repaired(tmp_path):
 FULL_DISK = textwrap.dedent("""
     import resource, sys
     from pathlib import Path
-    from tina_sweep.ledger import Ledger
+    from tina_sweep.ledger.store import Ledger
 
     folder = Path(sys.argv[1])
     ledger = Ledger("study", None, folder)
@@ -246,7 +246,7 @@ def test_a_write_the_disk_refuses_leaves_nothing_half_written(tmp_path):
 
 
 def test_atomic_json_leaves_no_tmp_file_on_failure(tmp_path):
-    from tina_sweep.attempts import write_json_atomic
+    from tina_sweep.trial.attempts import write_json_atomic
 
     with pytest.raises(TypeError):
         write_json_atomic(tmp_path / "x.json", {1j: "a complex key JSON cannot hold"})
@@ -258,9 +258,9 @@ def test_atomic_json_leaves_no_tmp_file_on_failure(tmp_path):
 def test_resume_passes_over_a_torn_checkpoint(tmp_path, tiny_model_dir):
     """A kill between open and write of trainer_state.json made every retry fail with a JSONDecodeError while a
     good checkpoint sat beside it."""
-    from tina_sweep.attempts import seed_attempt
-    from tina_sweep.cost import load_prices
-    from tina_sweep.job import Job, run_job
+    from tina_sweep.trial.attempts import seed_attempt
+    from tina_sweep.trial.cost import load_prices
+    from tina_sweep.run.job import Job, run_job
 
     spec = smoke_spec(**{"training.max_steps": 3, "training.save_steps": 1, "training.lr_scheduler_type": "linear",
                          "eval.benchmarks": [{"name": "arithmetic", "limit": 2}]})
@@ -313,7 +313,7 @@ class _Quiet:
 
 
 def _smoke_job():
-    from tina_sweep.job import Job
+    from tina_sweep.run.job import Job
 
     return Job("t", "trial", smoke_spec(**{"eval.benchmarks": [{"name": "arithmetic", "limit": 2}]}), {})
 
@@ -321,8 +321,8 @@ def _smoke_job():
 def test_a_result_on_disk_survives_any_number_of_worker_deaths(tmp_path):
     """Three kills of the worker of a trial whose result.json was already written used to lose the trial. Its
     result is recorded by the next worker, without running anything again."""
-    from tina_sweep.attempts import attempt_dir
-    from tina_sweep.worker import Worker, plan_slots
+    from tina_sweep.trial.attempts import attempt_dir
+    from tina_sweep.run.worker import Worker, plan_slots
 
     job = _smoke_job()
     attrs = {job.job_id: job.to_attrs()}
@@ -350,7 +350,7 @@ def test_a_result_on_disk_survives_any_number_of_worker_deaths(tmp_path):
 def test_a_worker_crash_is_a_bounded_loss_not_an_interruption(tmp_path):
     """A worker that fails by a bug of its own used to record its attempts as 'interrupted', retried without
     bound; now they are losses: not the trial's failure, but counted against MAX_WORKER_LOSSES."""
-    from tina_sweep.worker import Worker, plan_slots
+    from tina_sweep.run.worker import Worker, plan_slots
 
     job = _smoke_job()
     ledger = Ledger("study", None, tmp_path, max_retries=0)
@@ -368,8 +368,8 @@ def test_slurm_checkpoint_stops_the_children_before_handing_back(tmp_path):
     then records their attempts as interrupted."""
     import multiprocessing
 
-    from tina_sweep.launch import release_attempts
-    from tina_sweep.worker import _ACTIVE, Worker, _Running, plan_slots
+    from tina_sweep.run.launch import release_attempts
+    from tina_sweep.run.worker import _ACTIVE, Worker, _Running, plan_slots
 
     job = _smoke_job()
     ledger = Ledger("study", None, tmp_path)

@@ -120,7 +120,7 @@ def test_bad_launch_options(args, fragments, tmp_path):
 @pytest.mark.parametrize("text,minutes", [("90", 90), ("1:30", 2), ("02:00:00", 120), ("1-0", 1440),
                                           ("1-02:30", 1590), ("2-00:00:30", 2881)])
 def test_parse_time(text, minutes):
-    from tina_sweep.launch import parse_time
+    from tina_sweep.run.launch import parse_time
 
     assert parse_time(text) == minutes
 
@@ -128,7 +128,7 @@ def test_parse_time(text, minutes):
 # ------------------------------------------------------------------ the password never reaches a file
 
 def test_worker_pickle_carries_no_password(monkeypatch):
-    from tina_sweep.launch import STORAGE_ENV, SlurmWorker, WorkerSettings, storage_in_environment
+    from tina_sweep.run.launch import STORAGE_ENV, SlurmWorker, WorkerSettings, storage_in_environment
 
     worker = SlurmWorker(WorkerSettings("/abs/study.py", "smoke", "smoke", "/abs/sweeps"), URL)
     blob = pickle.dumps(worker)
@@ -151,10 +151,10 @@ def test_checkpoint_hands_running_trials_back_and_resubmits(tmp_path):
     import submitit
     from optuna.trial import TrialState
 
-    from tina_sweep.launch import SlurmWorker, WorkerSettings
-    from tina_sweep.ledger import Ledger
-    from tina_sweep.runner import study_jobs
-    from tina_sweep.study import load_study, resolve
+    from tina_sweep.run.launch import SlurmWorker, WorkerSettings
+    from tina_sweep.ledger.store import Ledger
+    from tina_sweep.run.runner import study_jobs
+    from tina_sweep.study.study import load_study, resolve
 
     study = load_study(SMOKE)
     jobs = study_jobs(study, resolve(study, "smoke"))
@@ -181,7 +181,7 @@ def test_checkpoint_hands_running_trials_back_and_resubmits(tmp_path):
 def test_local_two_workers_finish_every_trial_once(tmp_path, tiny_model_dir):
     from optuna.trial import TrialState
 
-    from tina_sweep.ledger import Ledger
+    from tina_sweep.ledger.store import Ledger
 
     sweeps = tmp_path / "sweeps"
     result = launch(SMOKE, "--workers", "2", "--gpus-per-worker", "0", "--scale", "smoke", "--sweeps-dir", sweeps,

@@ -11,7 +11,7 @@ import sys
 import pytest
 from optuna.trial import TrialState
 
-from tina_sweep.ledger import Ledger, worker_name
+from tina_sweep.ledger.store import Ledger, worker_name
 
 JOBS = {"base-1": {"kind": "baseline", "axes": {}}, "rank=2": {"kind": "trial", "axes": {"lora.rank": 2}},
         "rank=4": {"kind": "trial", "axes": {"lora.rank": 4}}}
@@ -74,7 +74,7 @@ def test_claim_complete_flow(ledger):
     [attempt] = ledger.by_job()[job]
     assert attempt.state == TrialState.COMPLETE and attempt.value == 0.625
     assert attempt.user_attrs["result"] == {"average": 0.625, "trial_id": job}
-    assert ledger.finished_ids() == {job}
+    assert ledger.counts([job]).finished == 1
     # a finished job is never enqueued again
     ledger.sync(JOBS)
     assert states(ledger, job) == [TrialState.COMPLETE]

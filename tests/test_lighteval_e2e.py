@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tina_sweep.tina_source import quote
+from tina_sweep.trial.tina_source import quote
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = ("aime24", "aime25", "amc23", "math500", "minerva")
@@ -63,11 +63,11 @@ def test_lighteval_evaluates_a_trained_adapter_with_tinas_tasks(tmp_path, tiny_m
     from transformers import AutoTokenizer
 
     from conftest import smoke_spec
-    from tina_sweep.backends.lighteval_backend import lighteval_engine
-    from tina_sweep.backends.vllm_backend import lora_b_norm
-    from tina_sweep.data import load_benchmark
-    from tina_sweep.evaluate import evaluate_model
-    from tina_sweep.train import train_trial
+    from tina_sweep.trial.evaluate.lighteval_backend import lighteval_engine
+    from tina_sweep.trial.evaluate.vllm_backend import lora_b_norm
+    from tina_sweep.trial.datasets import load_benchmark
+    from tina_sweep.trial.evaluate import evaluate_model
+    from tina_sweep.trial.train.trainer import train_trial
 
     # the random model is never right, so accuracy alone gives zero advantages: the length reward makes the
     # update non-zero

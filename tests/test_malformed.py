@@ -361,7 +361,7 @@ def test_missing_database_driver_is_one_line_naming_the_extra(command, tmp_path)
 def _ledger_state(sweep: Path) -> tuple:
     import optuna
 
-    from tina_sweep.ledger import open_storage
+    from tina_sweep.ledger.store import open_storage
 
     study = optuna.load_study(study_name=sweep.name, storage=open_storage(None, sweep))  # reads only
     trials = [(t.number, t.state.name, t.user_attrs.get("trial_id")) for t in study.get_trials()]
@@ -375,10 +375,10 @@ def _tree(folder: Path) -> dict[str, tuple[int, int]]:
 
 def _seed_ledger(sweep_dir: Path, axes: dict, name: str = "clash") -> list[str]:
     """What `run` does before training: check and record the definition, write study.json, enqueue the jobs."""
-    from tina_sweep.ledger import Ledger
-    from tina_sweep.preflight import guard_ledger
-    from tina_sweep.runner import study_jobs
-    from tina_sweep.study import Study, resolve
+    from tina_sweep.ledger.store import Ledger
+    from tina_sweep.run.preflight import guard_ledger
+    from tina_sweep.run.runner import study_jobs
+    from tina_sweep.study.study import Study, resolve
 
     study = Study(name=name, axes=axes)
     jobs = study_jobs(study, resolve(study, "smoke"))
@@ -409,10 +409,10 @@ def test_study_name_clash_is_refused_and_nothing_changes(tmp_path):
 
 
 def test_same_name_edits_that_only_add_or_drop_trials_are_the_same_study(tmp_path):
-    from tina_sweep.config import ConfigError
-    from tina_sweep.preflight import DEFINITION_KEY, guard_ledger
-    from tina_sweep.runner import study_jobs
-    from tina_sweep.study import Study, resolve
+    from tina_sweep.trial.spec import ConfigError
+    from tina_sweep.run.preflight import DEFINITION_KEY, guard_ledger
+    from tina_sweep.run.runner import study_jobs
+    from tina_sweep.study.study import Study, resolve
 
     sweep = tmp_path / "clash"
     first = _seed_ledger(sweep, {"lora.rank": [2, 4]})
@@ -437,10 +437,10 @@ def test_same_name_edits_that_only_add_or_drop_trials_are_the_same_study(tmp_pat
 
 def test_clash_in_a_database_ledger(tmp_path):
     """The same check where the ledger is a database URL (sqlite here; PostgreSQL behaves the same)."""
-    from tina_sweep.ledger import Ledger
-    from tina_sweep.preflight import guard_ledger
-    from tina_sweep.runner import study_jobs
-    from tina_sweep.study import Study, resolve
+    from tina_sweep.ledger.store import Ledger
+    from tina_sweep.run.preflight import guard_ledger
+    from tina_sweep.run.runner import study_jobs
+    from tina_sweep.study.study import Study, resolve
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     study = Study(name="smoke", axes={"lora.rank": [8, 16]})
@@ -584,7 +584,7 @@ BACKEND_CASES = {  # id: (base fields, what is installed (vllm, lighteval, CUDA 
 @pytest.mark.parametrize("case", sorted(BACKEND_CASES))
 def test_backend_that_cannot_run_here_is_one_line_before_anything_runs(case, tmp_path, monkeypatch):
     """What is installed is stubbed, so the outcome is the same on a machine with vLLM and a GPU."""
-    import tina_sweep.preflight as preflight
+    import tina_sweep.run.preflight as preflight
 
     base, (vllm, lighteval, gpu), message = BACKEND_CASES[case]
     monkeypatch.delenv("TINA_SWEEP_VLLM_MODULE", raising=False)
@@ -601,7 +601,7 @@ def test_backend_that_cannot_run_here_is_one_line_before_anything_runs(case, tmp
 def test_a_stand_in_vllm_engine_needs_no_gpu(monkeypatch):
     """TINA_SWEEP_VLLM_MODULE (tests/fake_vllm.py) is how the pipeline runs without a GPU: the check lets it by,
     and names it when it cannot be imported."""
-    import tina_sweep.preflight as preflight
+    import tina_sweep.run.preflight as preflight
     from conftest import smoke_spec
 
     spec = smoke_spec(**{"eval.backend": "vllm"})
@@ -615,7 +615,7 @@ def test_a_stand_in_vllm_engine_needs_no_gpu(monkeypatch):
 
 def test_hub_only_benchmark_when_the_hub_cannot_be_reached(tmp_path, monkeypatch):
     """Not offline by the environment, but no network: the hub is asked once, before anything runs."""
-    import tina_sweep.preflight as preflight
+    import tina_sweep.run.preflight as preflight
 
     asked = []
     monkeypatch.setattr(preflight, "hub_offline", lambda: False)

@@ -1,5 +1,5 @@
 """Recipe parity: every field of Tina's 21 recipes against the studies' resolved paper-scale trials, with Tina's
-values read from quotes of its own files (tina_sweep.tina_source), the rewards the recipes use, linked axis values
+values read from quotes of its own files (tina_sweep.trial.tina_source), the rewards the recipes use, linked axis values
 in studies, and the generated docs/recipe_parity.md."""
 
 from __future__ import annotations
@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tina_sweep import recipes
-from tina_sweep.config import ConfigError, RewardSpec, TrialSpec
-from tina_sweep.data import TRAINING_SETS, DataError, load_source
-from tina_sweep.prompts import (DEEPSEEK_R1_REASON_TEMPLATE, OPEN_R1_SYSTEM_PROMPT, OPEN_RS_SYSTEM_PROMPT,
+import recipe_parity as recipes
+from tina_sweep.trial.spec import ConfigError, RewardSpec, TrialSpec
+from tina_sweep.trial.datasets import TRAINING_SETS, DataError, load_source
+from tina_sweep.trial.prompts import (DEEPSEEK_R1_REASON_TEMPLATE, OPEN_R1_SYSTEM_PROMPT, OPEN_RS_SYSTEM_PROMPT,
                                 chat_messages)
-from tina_sweep.recipes import (DEVIATIONS, FIELDS, KNOWN_ERA_DIFFERENCES, RECIPE_TRIALS, compare, era_differences,
+from recipe_parity import (DEVIATIONS, FIELDS, KNOWN_ERA_DIFFERENCES, RECIPE_TRIALS, compare, era_differences,
                                 gpu_config, latest_era_recipes, load_recipes, paper_era_recipes, parity_markdown,
                                 tina_columns, trial_for)
-from tina_sweep.rewards import reward_function, tina_cosine_params
-from tina_sweep.study import Study, load_study, resolve
-from tina_sweep.tina_source import PAPER_ERA_COMMIT, quote
+from tina_sweep.trial.train.rewards import reward_function, tina_cosine_params
+from tina_sweep.study.study import Study, load_study, resolve
+from tina_sweep.trial.tina_source import PAPER_ERA_COMMIT, quote
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted(load_recipes())
@@ -86,7 +86,7 @@ def test_a_recipe_in_several_studies_is_one_trial_spec():
 
 def test_parity_doc_is_current():
     assert (REPO / "docs" / "recipe_parity.md").read_text() == parity_markdown(), \
-        "regenerate: python -m tina_sweep.recipes > docs/recipe_parity.md"
+        "regenerate: python analysis/recipe_parity.py > docs/recipe_parity.md"
 
 
 def test_parity_doc_has_one_table_per_recipe_citing_commits():
@@ -174,10 +174,10 @@ def test_gold_columns_follow_tinas_column_rules():
 def test_a_solution_gold_is_its_boxed_answer(monkeypatch):
     rows = [{"problem": "p1", "solution": "so \\boxed{3} then \\boxed{\\frac{1}{2}}"},
             {"problem": "p2", "solution": "no box here"}, {"problem": "p3", "solution": "\\boxed{7}."}]
-    monkeypatch.setattr("tina_sweep.data._load_hub", lambda source: rows)
+    monkeypatch.setattr("tina_sweep.trial.datasets._load_hub", lambda source: rows)
     problems = load_source(TRAINING_SETS["open_thoughts"])
     assert [(p.question, p.answers) for p in problems] == [("p1", ("\\frac{1}{2}",)), ("p3", ("7",))]
-    monkeypatch.setattr("tina_sweep.data._load_hub", lambda source: [{"problem": "p"}])
+    monkeypatch.setattr("tina_sweep.trial.datasets._load_hub", lambda source: [{"problem": "p"}])
     with pytest.raises(DataError, match="has no field 'solution'"):
         load_source(TRAINING_SETS["open_thoughts"])
 
@@ -250,8 +250,8 @@ def test_reason_chat_template_renders_deepseek_turns():
 
 
 def test_l1_prompt_and_rows():
-    from tina_sweep.data import Problem
-    from tina_sweep.train import training_rows
+    from tina_sweep.trial.datasets import Problem
+    from tina_sweep.trial.train.trainer import training_rows
 
     spec = trial_for("tina_extra", {"recipe": "l1_exact"}).spec
     problems = [Problem(f"p{i}", f"q{i}", ("1",)) for i in range(50)]

@@ -1,6 +1,6 @@
 """The terminal/Markdown results table: rows in axis order, base model first."""
 
-from tina_sweep.results import results_frame
+from tina_sweep.report.results import results_frame
 
 
 def _result(trial_id: str, kind: str, axes: dict, score: float) -> dict:

@@ -13,8 +13,8 @@ import textwrap
 
 import pytest
 
-from tina_sweep.rewards import GROUPED_REWARDS, reward_function
-from tina_sweep.tina_source import quote
+from tina_sweep.trial.train.rewards import GROUPED_REWARDS, reward_function
+from tina_sweep.trial.tina_source import quote
 
 
 def tina_len_reward(contents: list[str], correctness: list[bool]) -> list[float]:

@@ -24,7 +24,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import smoke_spec
-from tina_sweep.ledger import Ledger, attempt_error
+from tina_sweep.ledger.store import Ledger, attempt_error
 
 TINA_SWEEP = Path(sys.executable).with_name("tina-sweep")
 STEPS = 8  # training steps of each trial (a checkpoint after every step)
@@ -60,7 +60,7 @@ def study_file(tmp_path) -> Path:
 
 @pytest.fixture
 def job_ids(study_file) -> list[str]:
-    from tina_sweep.study import load_study, resolve
+    from tina_sweep.study.study import load_study, resolve
 
     trials = resolve(load_study(study_file), "smoke")
     assert len(trials) == 6
@@ -231,7 +231,7 @@ def status_now(sweep_dir: Path, storage: str | None) -> str:
 
     from rich.console import Console
 
-    from tina_sweep.status import show_status
+    from tina_sweep.run.status import show_status
 
     console = Console(file=io.StringIO(), width=250, record=True)
     show_status("six", sweep_dir, storage, console)
@@ -243,7 +243,7 @@ def status_now(sweep_dir: Path, storage: str | None) -> str:
 RACER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from tina_sweep.ledger import Ledger
+    from tina_sweep.ledger.store import Ledger
 
     storage, folder, start = (None if sys.argv[1] == "-" else sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
     jobs = {f"job-{i}": {"kind": "trial", "axes": {"i": i}} for i in range(6)}
@@ -392,9 +392,9 @@ class _StopAfter:
 
 
 def test_resumed_trial_reaches_the_same_steps(tmp_path, tiny_model_dir):
-    from tina_sweep.cost import load_prices
-    from tina_sweep.job import Job, run_job
-    from tina_sweep.train import train_trial
+    from tina_sweep.trial.cost import load_prices
+    from tina_sweep.run.job import Job, run_job
+    from tina_sweep.trial.train.trainer import train_trial
 
     steps = 4
     spec = smoke_spec(**{"training.max_steps": steps, "training.save_steps": 1, "training.lr_scheduler_type": "linear",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tina_sweep.secrets import Secrets, mask_url
+from tina_sweep.run.secrets import Secrets, mask_url
 
 PASSWORD = "s3cret-Pa55"
 URL = f"postgresql://tina:{PASSWORD}@localhost/db"
@@ -26,7 +26,7 @@ _RUN = textwrap.dedent("""
     import sys
     from pathlib import Path
 
-    from tina_sweep import tracking
+    from tina_sweep.run import tracking
 
 
     def service_environments():
@@ -136,7 +136,7 @@ def test_mask_url(url, shown):
 @pytest.mark.parametrize("url", ["postgresql://tina@host/db", "postgresql://host:5432/db", "sqlite:///ledger.db",
                                  "postgresql://tina@host:5432/db?sslmode=require", "sweeps/smoke/ledger.journal"])
 def test_mask_url_leaves_urls_without_a_password_alone(url):
-    assert mask_url(url) == url  # what tina_sweep.launch reads as "no password to hide"
+    assert mask_url(url) == url  # what tina_sweep.run.launch reads as "no password to hide"
 
 
 def test_mask_url_in_a_message():

@@ -150,8 +150,8 @@ def test_the_adapter_check_passes_over_exactly_zero_adapters(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from tina_sweep.backends.vllm_backend import AdapterJob
-    from tina_sweep.job import adapter_to_check
+    from tina_sweep.trial.evaluate.vllm_backend import AdapterJob
+    from tina_sweep.run.job import adapter_to_check
 
     def adapter(name: str, b_value: float) -> AdapterJob:
         folder = tmp_path / name

@@ -8,8 +8,8 @@ import textwrap
 import pytest
 
 from conftest import STUDIES_DIR
-from tina_sweep.config import ConfigError
-from tina_sweep.study import Study, axis_points, load_study, resolve, set_dotted
+from tina_sweep.trial.spec import ConfigError
+from tina_sweep.study.study import Study, axis_points, load_study, resolve, set_dotted
 
 
 def test_grid_two_axes_two_values_two_seeds():

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from tina_sweep.data import bundled_path
-from tina_sweep.tina_source import Quote, _load, quotes
+from tina_sweep.trial.datasets import bundled_path
+from tina_sweep.trial.tina_source import Quote, _load, quotes
 
 
 def test_every_quote_names_a_full_commit_a_file_and_a_line():

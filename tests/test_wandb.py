@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from conftest import STUDIES_DIR, smoke_spec
-from tina_sweep import tracking
-from tina_sweep.job import Job, run_job
+from tina_sweep.run import tracking
+from tina_sweep.run.job import Job, run_job
 
 wandb = pytest.importorskip("wandb")
 

@@ -88,8 +88,8 @@ def _choose_scale(scale: Optional[Scale]) -> str:
 
 
 def _load(study_file: Path, scale: str):
-    from tina_sweep.config import ConfigError
-    from tina_sweep.study import load_study, resolve
+    from tina_sweep.trial.spec import ConfigError
+    from tina_sweep.study.study import load_study, resolve
 
     try:
         study = load_study(study_file)
@@ -130,13 +130,13 @@ def run(
                                                   "smoke 30 min, cpu 4 h, paper 48 h)"),
 ) -> None:
     """Run every unfinished trial of a study (train + evaluate), then print and save the results table."""
-    from tina_sweep.results import print_results, results_frame, write_results
-    from tina_sweep.runner import RunOptions, run_study
+    from tina_sweep.report.results import print_results, results_frame, write_results
+    from tina_sweep.run.runner import RunOptions, run_study
 
     chosen = _choose_scale(scale)
     study, trials = _load(study_file, chosen)
     price_table = _prices(prices)
-    from tina_sweep.tracking import Tracking, choose_mode
+    from tina_sweep.run.tracking import Tracking, choose_mode
 
     try:
         wandb_mode = choose_mode(wandb.value if wandb else None)
@@ -158,7 +158,7 @@ def run(
     parquet, markdown = write_results(frame, sweeps_dir / study.name)
     print_results(frame, axis_names, console)
     if tracking is not None:
-        from tina_sweep.tracking import report_study
+        from tina_sweep.run.tracking import report_study
 
         report_study(tracking, frame, {"study": study.model_dump(mode="json"), "scale": chosen})
     console.print(f"Results: {markdown} and {parquet}; trial folders under {sweeps_dir / study.name / 'trials'}")
@@ -170,7 +170,7 @@ def run(
 
 def _prices(prices: Optional[Path]) -> dict[str, float]:
     """The price table (defaults, overridden by ``--prices``); a bad file is one line."""
-    from tina_sweep.cost import load_prices
+    from tina_sweep.trial.cost import load_prices
 
     try:
         return load_prices(prices)
@@ -181,7 +181,7 @@ def _prices(prices: Optional[Path]) -> dict[str, float]:
 def _one_line_failures(work, interrupted: str, storage: Optional[str] = None):
     """Run the work; Ctrl-C exits 130 with ``interrupted``, any other failure (storage unreachable and the like)
     is one masked line instead of a traceback."""
-    from tina_sweep.secrets import Secrets
+    from tina_sweep.run.secrets import Secrets
 
     try:
         return work()
@@ -194,11 +194,11 @@ def _one_line_failures(work, interrupted: str, storage: Optional[str] = None):
 def _preflight(study, trials, scale: str, storage: Optional[str], sweeps_dir: Path, redefine: bool = False) -> None:
     """Before anything is written: the models and data files the trials need, then the ledger (it must open,
     fast, and must not hold another study under this name); one line and a non-zero exit on any problem."""
-    from tina_sweep.config import ConfigError
-    from tina_sweep.preflight import check_storage_url, check_trials, guard_ledger
-    from tina_sweep.runner import study_jobs
+    from tina_sweep.trial.spec import ConfigError
+    from tina_sweep.run.preflight import check_storage_url, check_trials, guard_ledger
+    from tina_sweep.run.runner import study_jobs
 
-    from tina_sweep.ledger import check_environment
+    from tina_sweep.ledger.store import check_environment
 
     try:
         check_environment()
@@ -211,7 +211,7 @@ def _preflight(study, trials, scale: str, storage: Optional[str], sweeps_dir: Pa
         guard_ledger(study, scale, [job.job_id for job in study_jobs(study, trials)], storage,
                      sweeps_dir / study.name, redefine)
     except ConfigError as error:
-        from tina_sweep.secrets import Secrets
+        from tina_sweep.run.secrets import Secrets
 
         fail(Secrets.from_url(storage).mask(str(error)))
 
@@ -243,7 +243,7 @@ def worker(
 ) -> None:
     """Join a study from any machine: claim its trials from the ledger one by one and run them until none is
     waiting or running anywhere (start as many workers as you have devices; `tina-sweep status` shows them)."""
-    from tina_sweep.runner import RunOptions, run_worker
+    from tina_sweep.run.runner import RunOptions, run_worker
 
     chosen = _choose_scale(scale)
     study, trials = _load(study_file, chosen)
@@ -258,7 +258,7 @@ def worker(
 
 
 def _empty():
-    from tina_sweep.study import ScaleOverride
+    from tina_sweep.study.study import ScaleOverride
 
     return ScaleOverride()
 
@@ -299,14 +299,14 @@ def status(
 ) -> None:
     """Show each trial of a study by state (waiting, running with worker and age, finished, failed with reason,
     retries) and what each running worker is doing (its trial's phase and step)."""
-    from tina_sweep.config import ConfigError
-    from tina_sweep.status import StatusError, locate, show_status
+    from tina_sweep.trial.spec import ConfigError
+    from tina_sweep.run.status import StatusError, locate, show_status
 
     try:
         name, sweep_dir = locate(target, sweeps_dir)
         show_status(name, sweep_dir, storage, console)
     except (ConfigError, StatusError) as error:
-        from tina_sweep.secrets import Secrets
+        from tina_sweep.run.secrets import Secrets
 
         fail(Secrets.from_url(storage).mask(str(error)))
 
@@ -314,7 +314,7 @@ def status(
 @app.command()
 def models() -> None:
     """List the model catalog."""
-    from tina_sweep.models import MODELS
+    from tina_sweep.trial.models import MODELS
 
     table = Table(title="Models (any local directory or hub id works too)")
     table.add_column("name")
@@ -328,7 +328,7 @@ def models() -> None:
 @app.command()
 def data() -> None:
     """List the benchmarks and training sets (bundled, generated, or hub only)."""
-    from tina_sweep.data import BENCHMARKS, TRAINING_SETS
+    from tina_sweep.trial.datasets import BENCHMARKS, TRAINING_SETS
 
     for title, catalog in (("Benchmarks", BENCHMARKS), ("Training sets", TRAINING_SETS)):
         table = Table(title=title)
@@ -431,9 +431,9 @@ def launch_slurm(
     """Submit the workers of a study as a Slurm job array (through submitit); each task runs `tina-sweep worker`."""
     import os
 
-    from tina_sweep import launch
-    from tina_sweep.config import ConfigError
-    from tina_sweep.preflight import check_storage_url, describe_storage
+    from tina_sweep.run import launch
+    from tina_sweep.trial.spec import ConfigError
+    from tina_sweep.run.preflight import check_storage_url, describe_storage
 
     if dry_run and local:
         fail("--dry-run and --local: choose one")
@@ -476,7 +476,7 @@ def launch_slurm(
         jobs = launch.submit(launch.SlurmWorker(settings, storage), folder, options, job_name, command, storage,
                              local)
     except Exception as error:
-        from tina_sweep.secrets import Secrets
+        from tina_sweep.run.secrets import Secrets
 
         fail(Secrets.from_url(storage).mask(f"submission failed: {type(error).__name__}: "
                                             f"{' '.join(str(error).split())}")[:400], 1)
@@ -497,9 +497,9 @@ def launch_slurm(
 
 
 def _launch_summary(study, trials, storage: Optional[str], sweeps_dir: Path, failures: list[str]) -> None:
-    from tina_sweep.ledger import Ledger
-    from tina_sweep.runner import study_jobs
-    from tina_sweep.secrets import Secrets
+    from tina_sweep.ledger.store import Ledger
+    from tina_sweep.run.runner import study_jobs
+    from tina_sweep.run.secrets import Secrets
 
     ids = [job.job_id for job in study_jobs(study, trials)]
     ledger = Ledger(study.name, storage, sweeps_dir / study.name)

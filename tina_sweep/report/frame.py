@@ -180,8 +180,8 @@ def _average(pass_at_1: dict[str, float]) -> float:
 
 @lru_cache(maxsize=64)
 def _training_set_size(dataset_json: str, seed: int) -> int | None:
-    from tina_sweep.config import DataSpec
-    from tina_sweep.data import TRAINING_SETS, load_dataspec
+    from tina_sweep.trial.spec import DataSpec
+    from tina_sweep.trial.datasets import TRAINING_SETS, load_dataspec
 
     try:
         return len(load_dataspec(DataSpec.model_validate(json.loads(dataset_json)), TRAINING_SETS, seed=seed))
@@ -319,7 +319,7 @@ OUTCOME_SCHEMA = {"trial_id": pl.String, "arm": pl.String, "seed": pl.Int64, "be
 def _reason_counts(row: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
     """A strict outcome row's wrong samples split into format failures and wrong answers, and how many of the
     format failures stopped at max_new_tokens; all None for a row without reasons (another grader)."""
-    from tina_sweep.grading import FORMAT_FAILURES, WRONG_ANSWERS
+    from tina_sweep.trial.grading import FORMAT_FAILURES, WRONG_ANSWERS
 
     reasons = row.get("reasons")
     if not isinstance(reasons, list):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tina_sweep.data import bundled_path
+from tina_sweep.trial.datasets import bundled_path
 from tina_sweep.report.stats import AVERAGE, SUMMARY_COLUMNS, SUMMARY_TAIL
 from tina_sweep.report.tables import (PUBLISHED_GRADER, Section, Table, axis_name, cost_table, latex_document,
                                       pass_at_1_table, write_table)

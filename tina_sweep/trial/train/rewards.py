@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Callable
 
-from tina_sweep.grading import grade, last_boxed
+from tina_sweep.trial.grading import grade, last_boxed
 
 RewardFunction = Callable[..., list[float]]
 

@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tina_sweep.config import EvalSpec, ModelSpec, PromptSpec
-from tina_sweep.data import BENCHMARKS, _load_hub, bundled_path, load_benchmark, read_placed_rows
-from tina_sweep.evaluate import BenchmarkResult
-from tina_sweep.tina_source import quote
+from tina_sweep.trial.spec import EvalSpec, ModelSpec, PromptSpec
+from tina_sweep.trial.datasets import BENCHMARKS, _load_hub, bundled_path, load_benchmark, read_placed_rows
+from tina_sweep.trial.evaluate.scoring import BenchmarkResult
+from tina_sweep.trial.tina_source import quote
 
 # our benchmark name -> the variable of Tina's task in run_eval_custom_tasks.py
 TINA_TASKS = {"aime24": "aime24", "aime25": "aime25", "amc23": "amc23", "math500": "math_500",
@@ -215,7 +215,7 @@ def write_task_data(spec: EvalSpec, data_dir: Path, seed: int) -> dict[str, Path
     return folders
 
 
-CUSTOM_TASKS_TEMPLATE = '''"""LightEval custom tasks written by tina_sweep.backends.lighteval_backend from Tina's
+CUSTOM_TASKS_TEMPLATE = '''"""LightEval custom tasks written by tina_sweep.trial.evaluate.lighteval_backend from Tina's
 scripts/eval/run_eval_custom_tasks.py (LightEval 0.13 API), reading local data folders."""
 
 import numpy as np
@@ -311,7 +311,7 @@ def merge_adapter(model: ModelSpec, adapter_dir: Path, merged_dir: Path, dtype: 
         return merged_dir
     from peft import PeftModel
 
-    from tina_sweep.train import load_model_and_tokenizer
+    from tina_sweep.trial.models import load_model_and_tokenizer
 
     base, tokenizer = load_model_and_tokenizer(model.name, dtype)
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
@@ -385,7 +385,7 @@ def evaluate_with_lighteval(model: ModelSpec, prompt: PromptSpec, spec: EvalSpec
     against the per-sample details. The prompt is Tina's (its tasks build it), not ``prompt``."""
     import torch
 
-    from tina_sweep.models import resolve_model
+    from tina_sweep.trial.models import resolve_model
 
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / "lighteval"

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tina_sweep.config import ConfigError, TrialSpec, first_error_line
-from tina_sweep.scales import SCALES, scale_preset
+from tina_sweep.trial.spec import ConfigError, TrialSpec, first_error_line
+from tina_sweep.study.scales import SCALES, scale_preset
 
 Design = Literal["grid", "one_at_a_time"]
 # axis -> axis value (as str) -> dotted fields set together with that value

@@ -7,21 +7,22 @@ error (an outage, a missing key, a bad project name) becomes one warning line an
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import netrc
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from tina_sweep.trial.train.wandb_guard import warn  # one warning format for every W&B failure
+
 if TYPE_CHECKING:
     import polars as pl
 
-    from tina_sweep.job import Job
+    from tina_sweep.run.job import Job
 
 # WANDB_MODE values (W&B's own convention) -> our modes
 _ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "off"}
@@ -38,11 +39,6 @@ class Tracking:
     scale: str
 
 
-def warn(what: str, error: BaseException) -> None:
-    """One line on stderr; the caller carries on without W&B."""
-    detail = (str(error).strip().splitlines() or [""])[0][:200]
-    print(f"warning: W&B {what} failed ({type(error).__name__}: {detail}); continuing without it",
-          file=sys.stderr, flush=True)
 
 
 def wandb_installed() -> bool:
@@ -119,8 +115,8 @@ def _no_storage_password() -> Iterator[None]:
     A job's process, started by the worker's fork server, has the worker's ``sys.argv`` (``--storage
     postgresql://user:password@host/db``) and its environment (``TINA_SWEEP_STORAGE``, on Slurm): the W&B
     service process started by the first run of a process inherits that environment, so it is left out too."""
-    from tina_sweep.launch import STORAGE_ENV
-    from tina_sweep.secrets import Secrets
+    from tina_sweep.run.secrets import STORAGE_ENV
+    from tina_sweep.run.secrets import Secrets
 
     argv, hidden = sys.argv, os.environ.pop(STORAGE_ENV, None)
     secrets = Secrets.from_url(hidden, *(arg for arg in argv if "://" in arg))
@@ -217,33 +213,3 @@ def report_study(tracking: Tracking | None, frame: pl.DataFrame, study_config: d
     if tracking.mode == "offline":
         print(f"W&B: offline runs in {os.path.join(tracking.directory, 'wandb')}; upload them with "
               f"`wandb sync {os.path.join(tracking.directory, 'wandb', 'offline-run-*')}`")
-
-
-def guard_wandb_callback(trainer: Any) -> None:
-    """Swap transformers' WandbCallback on ``trainer`` for one whose W&B errors become a single warning and stop
-    W&B logging for the rest of training instead of failing it."""
-    from transformers.integrations import WandbCallback
-
-    if trainer.pop_callback(WandbCallback) is not None:
-        trainer.add_callback(_safe_callback_class(WandbCallback)())
-
-
-@functools.cache
-def _safe_callback_class(base: type) -> type:
-    def guarded(method: Callable) -> Callable:
-        @functools.wraps(method)
-        def hook(self, *args, **kwargs):
-            if getattr(self, "_broken", False):
-                return None
-            try:
-                return method(self, *args, **kwargs)
-            except Exception as error:
-                self._broken = True
-                warn("training log", error)
-                return None
-        return hook
-
-    from transformers import TrainerCallback
-
-    hooks = {name: guarded(getattr(base, name)) for name in vars(TrainerCallback) if name.startswith("on_")}
-    return type("SafeWandbCallback", (base,), hooks)

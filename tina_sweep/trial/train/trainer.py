@@ -19,15 +19,15 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from peft import LoraConfig
-from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback
+from transformers import PrinterCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from tina_sweep.attempts import TRAIN_PROGRESS, earlier_costs, loadable_checkpoints, write_json_atomic
-from tina_sweep.config import TrialSpec
-from tina_sweep.data import load_training_problems
-from tina_sweep.models import load_tokenizer, resolve_model
-from tina_sweep.prompts import apply_chat_template_choice, chat_messages
-from tina_sweep.rewards import reward_function
+from tina_sweep.trial.attempts import TRAIN_PROGRESS, earlier_costs, loadable_checkpoints, write_json_atomic
+from tina_sweep.trial.spec import TrialSpec
+from tina_sweep.trial.datasets import load_training_problems
+from tina_sweep.trial.models import load_model_and_tokenizer
+from tina_sweep.trial.prompts import apply_chat_template_choice, chat_messages
+from tina_sweep.trial.train.rewards import reward_function
 
 # The algorithm axis, as TRL 1.x fields (Dr. GRPO: Liu et al., 2025: no std scaling, no 1/|o| normalisation).
 ALGORITHM_FIELDS: dict[str, dict[str, str]] = {
@@ -140,31 +140,6 @@ def lora_config(spec: TrialSpec) -> LoraConfig:
         task_type="CAUSAL_LM",
         bias="none",
     )
-
-
-def load_model_and_tokenizer(model_name: str, dtype: str, attn_implementation: str | None = None):
-    """Load a causal LM and its tokenizer (pad token set) from a catalog name, directory or hub id."""
-    source = resolve_model(model_name)
-    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": "auto"}[dtype]
-    tokenizer = load_tokenizer(source)
-    extra = {"attn_implementation": usable_attention(attn_implementation)} if attn_implementation else {}
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **extra)
-    return model, tokenizer
-
-
-def usable_attention(requested: str) -> str:
-    """``flash_attention_2`` (the recipes' choice) needs the flash-attn package and a CUDA GPU; without them the
-    same attention runs as ``sdpa`` (numerically equivalent up to kernel rounding), and this says so once."""
-    if requested != "flash_attention_2":
-        return requested
-    import importlib.util
-
-    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
-        return requested
-    import warnings
-
-    warnings.warn("attn_implementation flash_attention_2 needs flash-attn and a CUDA GPU: using sdpa", stacklevel=2)
-    return "sdpa"
 
 
 def training_rows(spec: TrialSpec, problems) -> list[dict]:
@@ -307,7 +282,7 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
     )
     trainer.remove_callback(PrinterCallback)  # progress goes through on_step, not print()
     if "wandb" in report_to:
-        from tina_sweep.tracking import guard_wandb_callback
+        from tina_sweep.trial.train.wandb_guard import guard_wandb_callback
 
         guard_wandb_callback(trainer)  # a W&B error must not fail the trial
     if trainer.accelerator.num_processes != processes:
@@ -377,12 +352,12 @@ def main(argv: list[str] | None = None) -> None:
     """Train one trial from its spec file, e.g. on several GPUs under DeepSpeed ZeRO-2 (docs/gpu.md):
 
         accelerate launch --config_file configs/accelerate/zero2.yaml --num_processes 2 \\
-            -m tina_sweep.train sweeps/<study>/trials/<id>/spec.json sweeps/<study>/trials/<id>
+            -m tina_sweep.trial.train.trainer sweeps/<study>/trials/<id>/spec.json sweeps/<study>/trials/<id>
 
     The spec file is a trial folder's spec.json ({"kind", "axes", "spec"}) or a bare TrialSpec as JSON."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m tina_sweep.train", description=main.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tina_sweep.trial.train.trainer", description=main.__doc__.splitlines()[0])
     parser.add_argument("spec_file", type=Path)
     parser.add_argument("trial_dir", type=Path)
     args = parser.parse_args(argv)
@@ -391,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         spec.training.accumulation_for(world_size())
     except ValueError as error:
-        raise SystemExit(f"python -m tina_sweep.train: {error}") from None
+        raise SystemExit(f"python -m tina_sweep.trial.train.trainer: {error}") from None
     args.trial_dir.mkdir(parents=True, exist_ok=True)
     outcome = train_trial(spec, args.trial_dir)
     print(json.dumps({"adapter_dir": str(outcome.adapter_dir), "steps": outcome.steps,

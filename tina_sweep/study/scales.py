@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tina_sweep.prompts import OPEN_R1_SYSTEM_PROMPT, TINA_MATH_QUERY_TEMPLATE
+from tina_sweep.trial.prompts import OPEN_R1_SYSTEM_PROMPT, TINA_MATH_QUERY_TEMPLATE
 
 # The worked example shown before every cpu-scale question. Its operand 60 lies outside the generator's
 # range, so it never coincides with a training or held-out problem. Measured on 100 held-out problems
@@ -89,10 +89,3 @@ SCALES: dict[str, dict[str, Any]] = {
 def scale_preset(scale: str) -> dict[str, Any]:
     """A fresh copy of a scale's preset, ready for a study's overrides."""
     return copy.deepcopy(SCALES[scale])
-
-
-def default_scale() -> str:
-    """``paper`` where a CUDA GPU is present, else ``cpu``."""
-    import torch
-
-    return "paper" if torch.cuda.is_available() else "cpu"

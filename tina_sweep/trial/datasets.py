@@ -65,7 +65,7 @@ class Source:
     description: str = ""
     # Training sets of Tina's recipes: which of the columns its training script looks at (problem, question, prompt,
     # solution, answer, messages, verification_info) the set has (a bundled file's fields; a hub set's columns as its
-    # dataset card lists them, not checked offline); tina_sweep.recipes derives Tina's question and gold column
+    # dataset card lists them, not checked offline); analysis/recipe_parity.py derives Tina's question and gold column
     # from these by running its quoted column rules, and tests/test_recipes.py compares them with ours.
     columns: tuple[str, ...] = ()
     columns_note: str = ""  # where the question and gold columns come from (Tina's file:line @ commit)
@@ -134,11 +134,6 @@ TRAINING_SETS: dict[str, Source] = {s.name: s for s in [
            columns_note="problem / answer: not in Tina's dataset map (its line is commented out), so Tina names "
                         "no columns for it"),
 ]}
-
-
-def sources_table() -> list[Source]:
-    """Every named source, benchmarks first."""
-    return list(BENCHMARKS.values()) + list(TRAINING_SETS.values())
 
 
 # ---------------------------------------------------------------- the arithmetic task
@@ -367,7 +362,7 @@ def _load_hub(source: Source) -> list[dict]:
 
 def _boxed_answer(raw: object) -> str | None:
     """The last non-empty ``\\boxed{}`` of a worked solution (what math-verify's boxed match finds in Tina's gold)."""
-    from tina_sweep.grading import last_boxed
+    from tina_sweep.trial.grading import last_boxed
 
     boxed = last_boxed(str(raw)) if isinstance(raw, str) else None
     return boxed.strip() if boxed and boxed.strip() else None

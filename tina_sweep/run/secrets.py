@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote, unquote_plus
 
+STORAGE_ENV = "TINA_SWEEP_STORAGE"  # the real storage URL, when it carries a password
+
 MASK = "***"
 
 _SCHEME = r"\b[a-zA-Z][a-zA-Z0-9+.-]*://"

@@ -12,8 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from tina_sweep.ledger import Ledger, attempt_age, attempt_error, job_state
-from tina_sweep.secrets import mask_url
+from tina_sweep.ledger.store import Ledger, attempt_age, attempt_error, job_state
+from tina_sweep.run.secrets import mask_url
 
 
 class StatusError(Exception):
@@ -24,7 +24,7 @@ def locate(target: str, sweeps_dir: Path) -> tuple[str, Path]:
     """(study name, sweep folder) for a study file, a sweep folder, or a study's name under ``sweeps_dir``."""
     path = Path(target)
     if path.is_file():
-        from tina_sweep.study import load_study
+        from tina_sweep.study.study import load_study
 
         name = load_study(path).name  # ConfigError: the caller prints its one line
         return name, sweeps_dir / name

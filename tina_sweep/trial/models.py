@@ -68,7 +68,7 @@ def resolve_model(name: str) -> str:
         with _cache_lock(name):
             return str(ensure_embedded_model())
     if entry.source == "tiny":
-        from tina_sweep.tiny import ensure_tiny_model
+        from tina_sweep.trial.tiny import ensure_tiny_model
 
         with _cache_lock(name):
             return str(ensure_tiny_model(cache_root() / "models" / "tiny-random-qwen2"))
@@ -188,3 +188,33 @@ def load_tokenizer(source: str):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def load_model_and_tokenizer(model_name: str, dtype: str, attn_implementation: str | None = None):
+    """Load a causal LM and its tokenizer (pad token set) from a catalog name, directory or hub id."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    source = resolve_model(model_name)
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "auto": "auto"}[dtype]
+    tokenizer = load_tokenizer(source)
+    extra = {"attn_implementation": usable_attention(attn_implementation)} if attn_implementation else {}
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **extra)
+    return model, tokenizer
+
+
+def usable_attention(requested: str) -> str:
+    """``flash_attention_2`` (the recipes' choice) needs the flash-attn package and a CUDA GPU; without them the
+    same attention runs as ``sdpa`` (numerically equivalent up to kernel rounding), and this says so once."""
+    if requested != "flash_attention_2":
+        return requested
+    import importlib.util
+
+    import torch
+
+    if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
+        return requested
+    import warnings
+
+    warnings.warn("attn_implementation flash_attention_2 needs flash-attn and a CUDA GPU: using sdpa", stacklevel=2)
+    return "sdpa"

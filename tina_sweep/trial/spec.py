@@ -48,7 +48,7 @@ FileName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_f
 
 REWARD_NAMES = ("accuracy", "boxed_format", "format", "tag_count", "cosine", "length", "length_l1_exact",
                 "length_l1_max", "reasoning_steps", "repetition_penalty")
-# The parameters each reward accepts in ``RewardSpec.params`` (see tina_sweep.rewards for their meaning).
+# The parameters each reward accepts in ``RewardSpec.params`` (see tina_sweep.trial.train.rewards for their meaning).
 REWARD_PARAMS: dict[str, tuple[str, ...]] = {
     "cosine": ("max_len", "min_value_wrong", "max_value_wrong", "min_value_correct", "max_value_correct",
                "clip_length"),
@@ -56,7 +56,6 @@ REWARD_PARAMS: dict[str, tuple[str, ...]] = {
     "length_l1_exact": ("alpha",),
     "length_l1_max": ("alpha", "delta"),
 }
-ALGORITHMS = ("grpo", "dr_grpo")
 
 
 class Spec(BaseModel):
@@ -101,7 +100,7 @@ class PromptSpec(Spec):
     examples: list[Example] = Field(default_factory=list, description="few-shot turns before the question")
     template: str | None = Field(None, description="the user turn, with {question} where the question goes "
                                                    "(replaces question + instruction; instruction must be empty)")
-    chat_template: str | None = Field(None, description="a named chat template (tina_sweep.prompts.CHAT_TEMPLATES) "
+    chat_template: str | None = Field(None, description="a named chat template (tina_sweep.trial.prompts.CHAT_TEMPLATES) "
                                                         "or Jinja text; None keeps the tokenizer's own")
     target_length_range: tuple[PositiveInt, PositiveInt] | None = Field(
         None, description="L1 prompts: append 'Think for N tokens.' to the system prompt, N drawn uniformly per "
@@ -116,7 +115,7 @@ class PromptSpec(Spec):
                 raise ValueError("instruction: must be empty when template is set (the template is the whole user "
                                  f"turn), got {self.instruction!r}")
         if self.chat_template is not None and "{" not in self.chat_template:
-            from tina_sweep.prompts import CHAT_TEMPLATES
+            from tina_sweep.trial.prompts import CHAT_TEMPLATES
 
             if self.chat_template not in CHAT_TEMPLATES:
                 raise ValueError(f"chat_template: unknown name {self.chat_template!r} "
@@ -134,7 +133,7 @@ def _check_chat_template(prompt: PromptSpec) -> None:
     from jinja2 import TemplateSyntaxError
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    from tina_sweep.prompts import chat_messages, chat_template_text
+    from tina_sweep.trial.prompts import chat_messages, chat_template_text
 
     text = chat_template_text(prompt.chat_template)
     shown = text if len(text) <= 60 else text[:57] + "..."
@@ -329,7 +328,7 @@ class EvalSpec(Spec):
     @field_validator("grader")
     @classmethod
     def _known_grader(cls, grader: str) -> str:
-        from tina_sweep.grading import GRADERS
+        from tina_sweep.trial.grading import GRADERS
 
         if grader not in GRADERS:
             raise ValueError(f"must be one of {', '.join(GRADERS)}")
@@ -363,7 +362,7 @@ class TrialSpec(Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrialSpec":
-        from tina_sweep.data import BENCHMARKS, TRAINING_SETS
+        from tina_sweep.trial.datasets import BENCHMARKS, TRAINING_SETS
 
         if self.dataset.path is None and self.dataset.name not in TRAINING_SETS:
             raise ValueError(f"dataset.name: unknown training set {self.dataset.name!r} "

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from tina_sweep.data import bundled_path
+from tina_sweep.trial.datasets import bundled_path
 
 REPOSITORY = "shangshang-wang/Tina"
 # The two eras of the repository (issue 12): the paper-era commit and the "latest clean version".

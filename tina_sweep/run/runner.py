@@ -1,6 +1,6 @@
 """Run a study: resolve its trials, sync them into the ledger, work through them, write the results.
 
-``run`` is a worker (see ``tina_sweep.worker``) with ``--workers`` slots plus a progress display and the
+``run`` is a worker (see ``tina_sweep.run.worker``) with ``--workers`` slots plus a progress display and the
 results at the end: each job runs in a fresh child process (memory is returned between trials, a crash cannot
 corrupt the ledger), each slot pinned to its own GPU or share of the CPU cores; the parent process holds the
 ledger, claims jobs, records results and shows progress. ``tina-sweep worker`` processes may join the same
@@ -17,11 +17,11 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from tina_sweep.attempts import write_json_atomic
-from tina_sweep.job import Job
-from tina_sweep.ledger import Ledger
-from tina_sweep.study import Study, Trial
-from tina_sweep.tracking import Tracking
+from tina_sweep.trial.attempts import write_json_atomic
+from tina_sweep.run.job import Job
+from tina_sweep.ledger.store import Ledger
+from tina_sweep.study.study import Study, Trial
+from tina_sweep.run.tracking import Tracking
 
 console = Console()
 
@@ -41,7 +41,7 @@ class RunOptions:
     trial_timeout: float | None = None  # seconds one attempt may run; None: the scale's default
 
     def timeout(self) -> float:
-        from tina_sweep.scales import TRIAL_TIMEOUTS
+        from tina_sweep.study.scales import TRIAL_TIMEOUTS
 
         return self.trial_timeout if self.trial_timeout is not None else TRIAL_TIMEOUTS.get(self.scale, 48 * 3600)
 
@@ -70,7 +70,7 @@ def prepare(study: Study, trials: list[Trial], options: RunOptions) -> tuple[Pat
 
 def prepare_models(jobs: dict[str, Job]) -> None:
     """Fetch or build each model once here, not in every job's process at the same time."""
-    from tina_sweep.models import resolve_model
+    from tina_sweep.trial.models import resolve_model
 
     for model_name in sorted({job.spec.model.name for job in jobs.values()}):
         resolve_model(model_name)
@@ -79,7 +79,7 @@ def prepare_models(jobs: dict[str, Job]) -> None:
 def run_study(study: Study, trials: list[Trial], options: RunOptions) -> list[dict[str, Any]]:
     """Run every unfinished job of ``study`` (and wait for those other workers run); return the results of all
     finished jobs."""
-    from tina_sweep.worker import Worker, plan_slots
+    from tina_sweep.run.worker import Worker, plan_slots
 
     sweep_dir, by_id, ledger = prepare(study, trials, options)
     counts = ledger.counts(list(by_id))
@@ -103,8 +103,8 @@ def run_study(study: Study, trials: list[Trial], options: RunOptions) -> list[di
 def run_worker(study: Study, trials: list[Trial], options: RunOptions):
     """``tina-sweep worker``: join the study's ledger (enqueueing its jobs if nobody has yet) and work until no
     job is waiting or running anywhere; one line per event. Returns the worker's summary."""
-    from tina_sweep.ledger import worker_name
-    from tina_sweep.worker import LineDisplay, Worker, WorkerSummary, plan_slots
+    from tina_sweep.ledger.store import worker_name
+    from tina_sweep.run.worker import LineDisplay, Worker, WorkerSummary, plan_slots
 
     sweep_dir, by_id, ledger = prepare(study, trials, options)
     counts = ledger.counts(list(by_id))
@@ -121,7 +121,7 @@ def run_worker(study: Study, trials: list[Trial], options: RunOptions):
 
 
 def _describe_storage(storage: str | None, sweep_dir: Path) -> str:
-    from tina_sweep.secrets import mask_url
+    from tina_sweep.run.secrets import mask_url
 
     return mask_url(storage) if storage else str(sweep_dir / "ledger.journal")
 
@@ -166,7 +166,7 @@ class _RichDisplay:
         console.print(f"[green]done[/] {job.job_id}: average Pass@1 {result['average']:.3f} ({how})")
 
     def evaluating(self, jobs: list[Job]) -> None:
-        from tina_sweep.worker import shared_engine_line
+        from tina_sweep.run.worker import shared_engine_line
 
         console.print(f"[bold]{shared_engine_line(jobs)}[/]", highlight=False)
 
@@ -178,7 +178,7 @@ class _RichDisplay:
         self._end(job)
         from rich.markup import escape
 
-        from tina_sweep.secrets import mask_url
+        from tina_sweep.run.secrets import mask_url
 
         line = mask_url(reason.splitlines()[-1][:200]) if reason else ""
         console.print(f"[red]failed[/] {job.job_id}: {escape(line)}", highlight=False)

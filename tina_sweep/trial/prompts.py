@@ -8,12 +8,15 @@ script installs on the tokenizer (``deepseek_r1_reason``: DeepSeek-R1's template
 
 from __future__ import annotations
 
-from tina_sweep.config import PromptSpec
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tina_sweep.trial.spec import PromptSpec
 
 # tina/utils/prompt.py:4-17 @ e16606f (Tina). Plain (neither raw nor f-) strings there, written the same way here:
 # each `\n` of the R1 prompt's format line is a real newline, `\\boxed{{}}` reaches the model as `\boxed{{}}`
 # (doubled braces included: it is never formatted), and each prompt starts and ends with a newline.
-# tests/test_recipes.py compares both with the quoted source (tina_sweep.tina_source).
+# tests/test_recipes.py compares both with the quoted source (tina_sweep.trial.tina_source).
 OPEN_R1_SYSTEM_PROMPT = """
 You are a helpful AI Assistant that provides well-reasoned and detailed responses.
 You first think about the reasoning process as an internal monologue and then provide the user with the answer.

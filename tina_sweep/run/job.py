@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tina_sweep.attempts import write_json_atomic
-from tina_sweep.config import BaselineSpec, TrialSpec
+from tina_sweep.trial.attempts import write_json_atomic
+from tina_sweep.trial.spec import BaselineSpec, TrialSpec
 
 if TYPE_CHECKING:
-    from tina_sweep.tracking import Tracking
+    from tina_sweep.run.tracking import Tracking
 
 
 @dataclass
@@ -88,8 +88,8 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
     ``defer_eval``: train only, write ``trained.json`` and return None (``evaluate_together`` evaluates later)."""
     import torch
 
-    from tina_sweep.evaluate import evaluate_model
-    from tina_sweep.tracking import record_eval, record_summary, tracked, train_summary
+    from tina_sweep.trial.evaluate import evaluate_model
+    from tina_sweep.run.tracking import record_eval, record_summary, tracked, train_summary
 
     if threads:
         torch.set_num_threads(threads)
@@ -99,7 +99,7 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
 
     trained = Trained()
     if job.kind == "trial":
-        from tina_sweep.train import train_trial
+        from tina_sweep.trial.train.trainer import train_trial
 
         with tracked(tracking, "train", job) as run:
             outcome = train_trial(job.spec, trial_dir,
@@ -143,8 +143,8 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
 def job_result(job: Job, trained: Trained, results: list, checkpoints: dict[str, dict[str, Any]], more: list,
                eval_seconds: float, prices: dict[str, float]) -> dict[str, Any]:
     """The result.json of a job: Pass@1 per benchmark, cost (training and evaluation), checkpoints."""
-    from tina_sweep.cost import trial_cost
-    from tina_sweep.evaluate import summary
+    from tina_sweep.trial.cost import trial_cost
+    from tina_sweep.trial.evaluate import summary
 
     results_all = results + more
     cost = trial_cost(trained.seconds, eval_seconds, trained.tokens, sum(r.generated_tokens for r in results_all),
@@ -178,10 +178,10 @@ def evaluate_together(entries: list[tuple[Job, Path]], prices: dict[str, float],
     one generate call) and write each job's result.json. Trials must have run with ``defer_eval`` (their
     ``trained.json``); a baseline job is the base model itself. Each job is charged its tokens' share of the
     generation time plus an equal share of the engine's start."""
-    from tina_sweep.backends.vllm_backend import AdapterJob, VLLMEvaluator
-    from tina_sweep.evaluate import evaluation_prompt
-    from tina_sweep.tracking import record_eval, tracked
-    from tina_sweep.train import saved_checkpoints
+    from tina_sweep.trial.evaluate.vllm_backend import AdapterJob, VLLMEvaluator
+    from tina_sweep.trial.evaluate import evaluation_prompt
+    from tina_sweep.run.tracking import record_eval, tracked
+    from tina_sweep.trial.train.trainer import saved_checkpoints
 
     first = entries[0][0].spec
     adapters, plans = [], []
@@ -240,8 +240,8 @@ def evaluate_checkpoints(spec: TrialSpec, trial_dir: Path, final_step: int, ever
     """Evaluate every ``every``-th saved checkpoint into ``eval/checkpoint-N/``; the final step reuses the final
     adapter's evaluation (same weights; its outcome files are linked, at no extra cost). Returns the
     ``checkpoints`` block of result.json and the new BenchmarkResults (for the cost)."""
-    from tina_sweep.evaluate import evaluate_model
-    from tina_sweep.train import saved_checkpoints
+    from tina_sweep.trial.evaluate import evaluate_model
+    from tina_sweep.trial.train.trainer import saved_checkpoints
 
     block: dict[str, dict[str, Any]] = {}
     evaluated = []
@@ -265,9 +265,9 @@ def evaluate_checkpoints_one_engine(spec: TrialSpec, trial_dir: Path, adapter: P
     """``eval.backend = "vllm"``: the final adapter and every ``every``-th checkpoint from ONE engine (the base model
     loaded once, a LoRARequest per checkpoint, one generate call) instead of an engine per checkpoint. Returns the
     final adapter's results, the ``checkpoints`` block of result.json and the checkpoints' results."""
-    from tina_sweep.backends.vllm_backend import AdapterJob, VLLMEvaluator
-    from tina_sweep.evaluate import evaluation_prompt
-    from tina_sweep.train import saved_checkpoints
+    from tina_sweep.trial.evaluate.vllm_backend import AdapterJob, VLLMEvaluator
+    from tina_sweep.trial.evaluate import evaluation_prompt
+    from tina_sweep.trial.train.trainer import saved_checkpoints
 
     chosen = checkpoints_to_evaluate(saved_checkpoints(trial_dir / "checkpoints"), every, final_step)
     names = {step: f"checkpoint-{step}" for step in chosen}
@@ -293,7 +293,7 @@ def adapter_to_check(adapters: list[Any]) -> Any | None:
     """The first adapter that is not exactly zero (an untrained adapter serves the base model's outputs, so the
     adapter check could only fail on it), or None when every one is zero. An adapter folder without weights (a
     stand-in in tests) counts as non-zero."""
-    from tina_sweep.backends.vllm_backend import lora_b_norm
+    from tina_sweep.trial.evaluate.vllm_backend import lora_b_norm
 
     for adapter in adapters:
         weights = Path(adapter.adapter_dir) / "adapter_model.safetensors"
@@ -306,10 +306,10 @@ def adapter_check(spec: TrialSpec | BaselineSpec, evaluator: Any, adapter: Any, 
     """``eval.check_adapters``: before a shared engine evaluates, check greedily on 8 problems that one adapter
     served as a LoRA changes the base model's outputs and agrees with a merged copy of it (served by a short-lived
     engine of its own, deleted afterwards). A failure stops the evaluation: LoRA serving cannot be trusted."""
-    from tina_sweep.backends.lighteval_backend import merge_adapter
-    from tina_sweep.backends.vllm_backend import merged_greedy
-    from tina_sweep.data import load_benchmark
-    from tina_sweep.evaluate import evaluation_prompt
+    from tina_sweep.trial.evaluate.lighteval_backend import merge_adapter
+    from tina_sweep.trial.evaluate.vllm_backend import merged_greedy
+    from tina_sweep.trial.datasets import load_benchmark
+    from tina_sweep.trial.evaluate import evaluation_prompt
 
     prompt = evaluation_prompt(spec.prompt, spec.eval)
     problems = load_benchmark(spec.eval.benchmarks[0])[:8]

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tina_sweep.config import EvalSpec, ModelSpec, PromptSpec
-from tina_sweep.data import Problem, load_benchmark
-from tina_sweep.evaluate import BenchmarkResult, problem_messages, score_benchmark
-from tina_sweep.prompts import apply_chat_template_choice
+from tina_sweep.trial.spec import EvalSpec, ModelSpec, PromptSpec
+from tina_sweep.trial.datasets import Problem, load_benchmark
+from tina_sweep.trial.evaluate.scoring import BenchmarkResult, problem_messages, score_benchmark, write_outcomes
+from tina_sweep.trial.prompts import apply_chat_template_choice
 
 # vLLM's LoRAConfig accepts only these max_lora_rank values (vllm/config/lora.py, 0.31).
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -199,7 +199,7 @@ class VLLMEvaluator:
     def __init__(self, model: ModelSpec, spec: EvalSpec, jobs: Sequence[AdapterJob], seed: int = 0,
                  llm_factory: Callable[..., Any] | None = None, lora_request_class: Any = None,
                  sampling_class: Any = None):
-        from tina_sweep.models import load_tokenizer, resolve_model
+        from tina_sweep.trial.models import load_tokenizer, resolve_model
 
         classes = _default_classes() if llm_factory is None else (llm_factory, lora_request_class, sampling_class)
         self.LLM, self.LoRARequest, self.SamplingParams = classes
@@ -295,7 +295,7 @@ def merged_greedy(model: ModelSpec, spec: EvalSpec, merged_dir: Path, prompt: Pr
                   sampling_class: Any = None) -> list[str]:
     """Greedy outputs of a merged copy (no LoRA) on ``problems``, from a short-lived engine that is closed
     before the study's engine starts (two engines would need twice the memory)."""
-    from tina_sweep.models import load_tokenizer
+    from tina_sweep.trial.models import load_tokenizer
 
     if llm_factory is None:
         LLM, _, SamplingParams = _default_classes()
@@ -323,15 +323,9 @@ def grade_benchmark(name: str, problems: list[Problem], samples: list[list[str]]
     return score_benchmark(name, problems, samples, n, tokens, seconds, grader, truncated=truncated)
 
 
-def write_outcomes(path: Path, result: BenchmarkResult) -> None:
-    with open(path, "w") as handle:
-        for outcome in result.outcomes:
-            handle.write(json.dumps(outcome) + "\n")
-
-
 def evaluate_with_vllm(model: ModelSpec, prompt: PromptSpec, spec: EvalSpec, adapter_dir: Path | None, out_dir: Path,
                        seed: int, on_progress: Callable[[str, int, int], None] | None = None) -> list[BenchmarkResult]:
-    """The per-trial entry point (``eval.backend = "vllm"`` in tina_sweep.evaluate): an engine for one model.
+    """The per-trial entry point (``eval.backend = "vllm"`` in tina_sweep.trial.evaluate): an engine for one model.
     A study-level caller should build one ``VLLMEvaluator`` with every adapter instead."""
     job = AdapterJob("adapter" if adapter_dir is not None else "base", adapter_dir, out_dir)
     evaluator = VLLMEvaluator(model, spec, [job], seed)

@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tina_sweep.config import ConfigError
-from tina_sweep.secrets import mask_url
+from tina_sweep.trial.spec import ConfigError
+from tina_sweep.run.secrets import STORAGE_ENV, mask_url
 
-STORAGE_ENV = "TINA_SWEEP_STORAGE"  # the real storage URL, when it carries a password
 
 
 # ------------------------------------------------------------------ the worker each array task runs
@@ -54,8 +53,8 @@ class WorkerSettings:
 
 def run_worker(settings: WorkerSettings, storage: str | None) -> Any:
     """The worker loop of one array task: the same loop as ``tina-sweep worker``."""
-    from tina_sweep.runner import RunOptions, run_worker as work
-    from tina_sweep.study import load_study, resolve
+    from tina_sweep.run.runner import RunOptions, run_worker as work
+    from tina_sweep.study.study import load_study, resolve
 
     study = load_study(settings.study_file)
     options = RunOptions(settings.scale, Path(settings.sweeps_dir), storage, settings.slots, settings.threads,
@@ -72,8 +71,8 @@ def release_attempts(study_name: str, storage: str | None, sweep_dir: Path, reas
     import optuna
     from optuna.trial import TrialState
 
-    from tina_sweep.ledger import open_storage, worker_name
-    from tina_sweep.worker import hand_back_running
+    from tina_sweep.ledger.store import open_storage, worker_name
+    from tina_sweep.run.worker import hand_back_running
 
     released = hand_back_running(reason)
 

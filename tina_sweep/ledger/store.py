@@ -467,9 +467,6 @@ class Ledger:
             jobs.setdefault(attempt.user_attrs.get("trial_id", "?"), []).append(attempt)
         return jobs
 
-    def finished_ids(self) -> set[str]:
-        return {job for job, tries in self.by_job().items() if any(t.state == TrialState.COMPLETE for t in tries)}
-
     def counts(self, job_ids: list[str]) -> LedgerCounts:
         jobs = self.by_job()
         states = Counter()

@@ -13,7 +13,7 @@ anywhere (a cluster's nodes, several terminals) share one study through its ledg
 until no job of the study is waiting or running anywhere: while other workers' jobs run it waits, so it can
 take over a job whose worker dies.
 
-Each attempt writes into a folder of its own (``attempts/<job>/<number>/``, see ``tina_sweep.attempts``) that
+Each attempt writes into a folder of its own (``attempts/<job>/<number>/``, see ``tina_sweep.trial.attempts``) that
 the worker renames into place as ``trials/<job>/`` when the attempt finishes and is still the job's live one.
 A worker stops a child whose attempt another worker declared dead (this worker was paused past the grace
 period, say) and records nothing for it; it kills a child that runs past the trial timeout (a hung trial is
@@ -41,15 +41,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from tina_sweep import attempts
-from tina_sweep.attempts import write_json_atomic
-from tina_sweep.job import Job
-from tina_sweep.ledger import Ledger, LedgerLockTimeout, worker_name
-from tina_sweep.secrets import mask_url
+from tina_sweep.trial import attempts
+from tina_sweep.trial.attempts import write_json_atomic
+from tina_sweep.run.job import Job
+from tina_sweep.ledger.store import Ledger, LedgerLockTimeout, worker_name
+from tina_sweep.run.secrets import mask_url
 
 # imported once by the fork server, inherited by every job's process
-PRELOAD = ["tina_sweep.worker", "tina_sweep.job", "tina_sweep.train", "tina_sweep.evaluate", "tina_sweep.cost",
-           "tina_sweep.tracking"]
+PRELOAD = ["tina_sweep.run.worker", "tina_sweep.run.job", "tina_sweep.trial.train.trainer", "tina_sweep.trial.evaluate.local", "tina_sweep.trial.cost",
+           "tina_sweep.run.tracking"]
 POLL_SECONDS = 0.5  # how often a busy worker looks at its children
 IDLE_SECONDS = 2.0  # how often a worker with a free slot looks for work (and for dead workers' jobs)
 PROGRESS_SECONDS = 2.0  # how often progress is copied into the ledger
@@ -564,7 +564,7 @@ def _job_process(job_id: str, attrs: dict, trial_dir: str, prices: dict, slot: S
                  defer_eval: bool = False) -> None:
     """The body of a job's child process: the worker's environment and the slot's device, then run_job."""
     _child_setup(slot, environ, worker_pid)
-    from tina_sweep.job import run_job
+    from tina_sweep.run.job import run_job
 
     folder = Path(trial_dir)
     try:
@@ -583,7 +583,7 @@ def _evaluate_process(entries: list[tuple[str, dict, str]], prices: dict, slot: 
                       eval_checkpoints: int, environ: dict[str, str], worker_pid: int) -> None:
     """The shared evaluation's child process: ``evaluate_together`` on the jobs a worker holds."""
     _child_setup(slot, environ, worker_pid)
-    from tina_sweep.job import evaluate_together
+    from tina_sweep.run.job import evaluate_together
 
     jobs = [(Job.from_attrs(job_id, attrs), Path(folder)) for job_id, attrs, folder in entries]
     try:
