@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import smoke_spec
-from tina_sweep.run.job import Job, checkpoints_to_evaluate, run_job
+from tina_sweep.run.job import checkpoints_to_evaluate, run_job
+from tina_sweep.trial.trial import Trial
 
 
 def test_every_kth_checkpoint_before_the_final_step():
@@ -24,7 +25,7 @@ def test_every_kth_checkpoint_before_the_final_step():
 def checkpointed(tmp_path_factory, tiny_model_dir):
     """A smoke trial (2 steps, a checkpoint every step) run with --eval-checkpoints 1."""
     trial_dir = tmp_path_factory.mktemp("checkpointed") / "trial"
-    job = Job("rank=4-s42-ckpt", "trial", smoke_spec(), {"lora.rank": 4})
+    job = Trial("rank=4-s42-ckpt", "trial", smoke_spec(), {"lora.rank": 4})
     result = run_job(job, trial_dir, {"cpu": 0.1}, 1, None, None, 1)
     return trial_dir, result
 
@@ -79,7 +80,7 @@ def test_vllm_backend_evaluates_final_adapter_and_checkpoints_from_one_engine(tm
 
     monkeypatch.setattr(vb, "_default_classes", lambda: (ByAdapter, FakeRequest, FakeParams))
     FakeLLM.instances = []
-    job = Job("rank=4-s42-vllm", "trial", smoke_spec(**{"eval.backend": "vllm"}), {"lora.rank": 4})
+    job = Trial("rank=4-s42-vllm", "trial", smoke_spec(**{"eval.backend": "vllm"}), {"lora.rank": 4})
     result = run_job(job, tmp_path / "trial", {"cpu": 0.1}, 1, None, None, 1)
     (engine,) = FakeLLM.instances  # the base model loaded once for the adapter and its checkpoint
     (call,) = engine.calls

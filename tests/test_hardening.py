@@ -260,18 +260,19 @@ def test_resume_passes_over_a_torn_checkpoint(tmp_path, tiny_model_dir):
     good checkpoint sat beside it."""
     from tina_sweep.trial.attempts import seed_attempt
     from tina_sweep.trial.cost import load_prices
-    from tina_sweep.run.job import Job, run_job
+    from tina_sweep.run.job import run_job
+    from tina_sweep.trial.trial import Trial
 
     spec = smoke_spec(**{"training.max_steps": 3, "training.save_steps": 1, "training.lr_scheduler_type": "linear",
                          "eval.benchmarks": [{"name": "arithmetic", "limit": 2}]})
     first = tmp_path / "attempts" / "job" / "0"
     first.mkdir(parents=True)
-    run_job(Job("job", "trial", spec, {}), first, load_prices(None))
+    run_job(Trial("job", "trial", spec, {}), first, load_prices(None))
     (first / "result.json").unlink()  # as if the attempt died after its last checkpoint
     (first / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3, "log_hi')  # torn
     second = tmp_path / "attempts" / "job" / "1"
     assert seed_attempt(second, [first]) == 2
-    result = run_job(Job("job", "trial", spec, {}), second, load_prices(None))
+    result = run_job(Trial("job", "trial", spec, {}), second, load_prices(None))
     assert result["resumed_from_checkpoint"] == "checkpoint-2" and result["train_steps"] == 3
     steps = [json.loads(line)["step"] for line in (second / "train_log.jsonl").open()]
     assert steps == [1, 2, 3]
@@ -294,28 +295,28 @@ class _Quiet:
     def claimed(self, job, attempt, slot):
         if self.crash:
             raise RuntimeError("a bug in the worker")
-        self.events.append(("claimed", job.job_id))
+        self.events.append(("claimed", job.trial_id))
 
     def progress(self, job, progress):
         pass
 
     def finished(self, job, result, reused):
-        self.events.append(("finished", job.job_id, reused))
+        self.events.append(("finished", job.trial_id, reused))
 
     def failed(self, job, reason):
-        self.events.append(("failed", job.job_id, reason))
+        self.events.append(("failed", job.trial_id, reason))
 
     def evaluating(self, jobs):
         pass
 
     def abandoned(self, job, reason):
-        self.events.append(("abandoned", job.job_id, reason))
+        self.events.append(("abandoned", job.trial_id, reason))
 
 
 def _smoke_job():
-    from tina_sweep.run.job import Job
+    from tina_sweep.trial.trial import Trial
 
-    return Job("t", "trial", smoke_spec(**{"eval.benchmarks": [{"name": "arithmetic", "limit": 2}]}), {})
+    return Trial("t", "trial", smoke_spec(**{"eval.benchmarks": [{"name": "arithmetic", "limit": 2}]}), {})
 
 
 def test_a_result_on_disk_survives_any_number_of_worker_deaths(tmp_path):
@@ -325,20 +326,20 @@ def test_a_result_on_disk_survives_any_number_of_worker_deaths(tmp_path):
     from tina_sweep.run.worker import Worker, plan_slots
 
     job = _smoke_job()
-    attrs = {job.job_id: job.to_attrs()}
+    attrs = {job.trial_id: job.to_json()}
     first = None
     for _ in range(3):  # each worker claims the trial and dies
         dying = Ledger("study", None, tmp_path, max_retries=0)
         dying.sync(attrs)
         trial = dying.claim()
         if first is None:  # the first attempt's child got as far as writing its result
-            first = attempt_dir(tmp_path, job.job_id, trial.number)
+            first = attempt_dir(tmp_path, job.trial_id, trial.number)
             first.mkdir(parents=True)
             (first / "result.json").write_text(json.dumps({"trial_id": "t", "kind": "trial", "average": 0.75}))
         die(dying)
     ledger = Ledger("study", None, tmp_path, max_retries=0)
     display = _Quiet()
-    summary = Worker(ledger, {job.job_id: job}, tmp_path, plan_slots(1), display=display).run()
+    summary = Worker(ledger, {job.trial_id: job}, tmp_path, plan_slots(1), display=display).run()
     assert summary.finished == 1 and display.events[-1] == ("finished", "t", True)
     tries = Ledger("study", None, tmp_path, create=False).by_job()["t"]
     assert [t.state for t in tries] == [TrialState.FAIL] * 3 + [TrialState.COMPLETE]
@@ -355,7 +356,7 @@ def test_a_worker_crash_is_a_bounded_loss_not_an_interruption(tmp_path):
     job = _smoke_job()
     ledger = Ledger("study", None, tmp_path, max_retries=0)
     with pytest.raises(RuntimeError, match="a bug in the worker"):
-        Worker(ledger, {job.job_id: job}, tmp_path, plan_slots(1), display=_Quiet(crash_on_claim=True)).run()
+        Worker(ledger, {job.trial_id: job}, tmp_path, plan_slots(1), display=_Quiet(crash_on_claim=True)).run()
     [attempt] = Ledger("study", None, tmp_path, create=False).by_job()["t"]
     assert attempt.state == TrialState.FAIL and attempt.user_attrs["lost"] is True
     assert "interrupted" not in attempt.user_attrs
@@ -373,9 +374,9 @@ def test_slurm_checkpoint_stops_the_children_before_handing_back(tmp_path):
 
     job = _smoke_job()
     ledger = Ledger("study", None, tmp_path)
-    ledger.sync({job.job_id: job.to_attrs()})
+    ledger.sync({job.trial_id: job.to_json()})
     trial = ledger.claim()
-    worker = Worker(ledger, {job.job_id: job}, tmp_path, plan_slots(1), display=_Quiet())
+    worker = Worker(ledger, {job.trial_id: job}, tmp_path, plan_slots(1), display=_Quiet())
     child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(600,))
     child.start()
     worker.running[0] = _Running(trial, job, worker.slots[0], child, tmp_path / "attempt")

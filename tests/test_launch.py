@@ -160,7 +160,7 @@ def test_checkpoint_hands_running_trials_back_and_resubmits(tmp_path):
     jobs = study_jobs(study, resolve(study, "smoke"))
     sweep = tmp_path / "sweeps" / "smoke"
     ledger = Ledger("smoke", None, sweep)
-    ledger.sync({job.job_id: job.to_attrs() for job in jobs})
+    ledger.sync({job.trial_id: job.to_json() for job in jobs})
     claimed = ledger.claim()
     assert claimed is not None
     worker = SlurmWorker(WorkerSettings(str(SMOKE), "smoke", "smoke", str(tmp_path / "sweeps")), None)
@@ -170,7 +170,7 @@ def test_checkpoint_hands_running_trials_back_and_resubmits(tmp_path):
     attempt = next(t for t in ledger.attempts() if t.number == claimed.number)
     assert attempt.state == TrialState.FAIL and attempt.user_attrs.get("interrupted") is True
     assert "preempted" in attempt.user_attrs["error"]
-    ledger.sync({job.job_id: job.to_attrs() for job in jobs})  # re-enqueued, not counted as a failure
+    ledger.sync({job.trial_id: job.to_json() for job in jobs})  # re-enqueued, not counted as a failure
     tries = ledger.by_job()[claimed.user_attrs["trial_id"]]
     assert [t.state for t in tries] == [TrialState.FAIL, TrialState.WAITING]
     ledger.close()

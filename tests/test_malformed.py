@@ -382,11 +382,11 @@ def _seed_ledger(sweep_dir: Path, axes: dict, name: str = "clash") -> list[str]:
 
     study = Study(name=name, axes=axes)
     jobs = study_jobs(study, resolve(study, "smoke"))
-    guard_ledger(study, "smoke", [j.job_id for j in jobs], None, sweep_dir)
+    guard_ledger(study, "smoke", [j.trial_id for j in jobs], None, sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "study.json").write_text(json.dumps({"study": study.model_dump(mode="json"), "scale": "smoke"}))
-    Ledger(name, None, sweep_dir).sync({j.job_id: j.to_attrs() for j in jobs})
-    return [j.job_id for j in jobs]
+    Ledger(name, None, sweep_dir).sync({j.trial_id: j.to_json() for j in jobs})
+    return [j.trial_id for j in jobs]
 
 
 def test_study_name_clash_is_refused_and_nothing_changes(tmp_path):
@@ -419,7 +419,7 @@ def test_same_name_edits_that_only_add_or_drop_trials_are_the_same_study(tmp_pat
 
     def ids(axes):
         study = Study(name="clash", axes=axes)
-        return study, [j.job_id for j in study_jobs(study, resolve(study, "smoke"))]
+        return study, [j.trial_id for j in study_jobs(study, resolve(study, "smoke"))]
 
     bigger, bigger_ids = ids({"lora.rank": [2, 4, 8]})
     guard_ledger(bigger, "smoke", bigger_ids, None, sweep)  # an added axis value: fine
@@ -445,8 +445,8 @@ def test_clash_in_a_database_ledger(tmp_path):
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     study = Study(name="smoke", axes={"lora.rank": [8, 16]})
     jobs = study_jobs(study, resolve(study, "smoke"))
-    guard_ledger(study, "smoke", [j.job_id for j in jobs], url, tmp_path / "unused")
-    Ledger("smoke", url, tmp_path / "unused").sync({j.job_id: j.to_attrs() for j in jobs})
+    guard_ledger(study, "smoke", [j.trial_id for j in jobs], url, tmp_path / "unused")
+    Ledger("smoke", url, tmp_path / "unused").sync({j.trial_id: j.to_json() for j in jobs})
     size = (tmp_path / "ledger.db").stat().st_size
     result = invoke("run", SMOKE, "--scale", "smoke", "--sweeps-dir", tmp_path / "sweeps", "--storage", url)
     assert_one_line_failure(result, [f"the ledger {url} already holds a study named 'smoke'"])

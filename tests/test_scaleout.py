@@ -393,13 +393,14 @@ class _StopAfter:
 
 def test_resumed_trial_reaches_the_same_steps(tmp_path, tiny_model_dir):
     from tina_sweep.trial.cost import load_prices
-    from tina_sweep.run.job import Job, run_job
+    from tina_sweep.run.job import run_job
+    from tina_sweep.trial.trial import Trial
     from tina_sweep.trial.train.trainer import train_trial
 
     steps = 4
     spec = smoke_spec(**{"training.max_steps": steps, "training.save_steps": 1, "training.lr_scheduler_type": "linear",
                          "eval.benchmarks": [{"name": "arithmetic", "limit": 4}]})
-    job, prices = Job("resume", "trial", spec, {}), load_prices(None)
+    job, prices = Trial("resume", "trial", spec, {}), load_prices(None)
     whole = run_job(job, tmp_path / "whole", prices)
     with pytest.raises(_Stopped):
         train_trial(spec, tmp_path / "cut", extra_callbacks=[_StopAfter(2).callback])

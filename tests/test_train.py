@@ -373,14 +373,15 @@ class _Progress:
 def stopped(tmp_path_factory, tiny_model_dir):
     """The STOPPED trial run as a job (train, evaluate every checkpoint), recording reward calls and progress."""
     import tina_sweep.trial.train.trainer as train_module
-    from tina_sweep.run.job import Job, run_job
+    from tina_sweep.run.job import run_job
+    from tina_sweep.trial.trial import Trial
 
     calls, progress = _Calls(), _Progress()
     original = train_module.reward_function
     train_module.reward_function = calls.wrap(original)
     try:
         trial_dir = tmp_path_factory.mktemp("stopped") / "trial"
-        result = run_job(Job("stopped", "trial", smoke_spec(**STOPPED), {}), trial_dir, {"cpu": 0.1}, 1, progress,
+        result = run_job(Trial("stopped", "trial", smoke_spec(**STOPPED), {}), trial_dir, {"cpu": 0.1}, 1, progress,
                          None, 1)
     finally:
         train_module.reward_function = original

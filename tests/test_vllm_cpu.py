@@ -71,10 +71,10 @@ def served(tmp_path_factory, model_dir):
     prices = load_prices(None)
     started = time.perf_counter()
     for job in jobs:
-        run_job(job, root / job.job_id, prices, defer_eval=True)
+        run_job(job, root / job.trial_id, prices, defer_eval=True)
     TIMES["train 2 trials x 2 steps"] = time.perf_counter() - started
     started = time.perf_counter()
-    results = evaluate_together([(job, root / job.job_id) for job in jobs], prices, eval_checkpoints=1)
+    results = evaluate_together([(job, root / job.trial_id) for job in jobs], prices, eval_checkpoints=1)
     TIMES["adapter check + shared engine (base, 2 adapters, 2 checkpoints)"] = time.perf_counter() - started
     TIMES["shared engine start"] = results[0]["eval_engine"]["load_seconds"]
     return root, jobs, {r["trial_id"]: r for r in results}
@@ -117,8 +117,8 @@ def test_trained_adapters_and_checkpoints_are_not_zero(served):
     trials = [job for job in jobs if job.kind == "trial"]
     assert sorted(job.spec.lora.rank for job in trials) == list(RANKS)
     for job in trials:
-        assert require_nonzero_adapter(job.job_id, root / job.job_id / "adapter") > 0
-        assert require_nonzero_adapter(job.job_id, root / job.job_id / "checkpoints" / "checkpoint-1") > 0
+        assert require_nonzero_adapter(job.trial_id, root / job.trial_id / "adapter") > 0
+        assert require_nonzero_adapter(job.trial_id, root / job.trial_id / "checkpoints" / "checkpoint-1") > 0
 
 
 def test_the_adapter_check_passes_on_the_real_engine(served):
@@ -135,8 +135,8 @@ def test_one_engine_served_the_base_model_every_adapter_and_checkpoint(served):
         assert result["eval_engine"]["shared_by_jobs"] == 3 and result["eval_engine"]["models"] == 5
     for job in jobs:
         if job.kind == "trial":
-            assert sorted(results[job.job_id]["checkpoints"]) == ["checkpoint-1", "checkpoint-2"]
-            assert (root / job.job_id / "eval" / "checkpoint-1" / "arithmetic.jsonl").is_file()
+            assert sorted(results[job.trial_id]["checkpoints"]) == ["checkpoint-1", "checkpoint-2"]
+            assert (root / job.trial_id / "eval" / "checkpoint-1" / "arithmetic.jsonl").is_file()
 
 
 def test_lora_outputs_differ_from_the_base_and_equal_a_merged_transformers_copy(served, model_dir):
@@ -144,14 +144,14 @@ def test_lora_outputs_differ_from_the_base_and_equal_a_merged_transformers_copy(
     evaluated checkpoint, all 8 problems, 16 greedy tokens."""
     root, jobs, _ = served
     (baseline,) = [job for job in jobs if job.kind == "baseline"]
-    base = completions(root / baseline.job_id / "eval")
+    base = completions(root / baseline.trial_id / "eval")
     started = time.perf_counter()
     for job in jobs:
         if job.kind != "trial":
             continue
-        for adapter, outcomes in ((root / job.job_id / "adapter", root / job.job_id / "eval"),
-                                  (root / job.job_id / "checkpoints" / "checkpoint-1",
-                                   root / job.job_id / "eval" / "checkpoint-1")):
+        for adapter, outcomes in ((root / job.trial_id / "adapter", root / job.trial_id / "eval"),
+                                  (root / job.trial_id / "checkpoints" / "checkpoint-1",
+                                   root / job.trial_id / "eval" / "checkpoint-1")):
             served_by_lora = completions(outcomes)
             assert served_by_lora != base, f"{adapter}: the LoRA changed nothing"
             assert served_by_lora == merged_transformers_greedy(model_dir, adapter, job.spec, 16), adapter
@@ -165,11 +165,11 @@ def test_evaluate_with_vllm_gives_the_shared_engines_outputs(served, tmp_path):
     root, jobs, results = served
     job = next(job for job in jobs if job.kind == "trial" and job.spec.lora.rank == 16)
     started = time.perf_counter()
-    (result,) = evaluate_with_vllm(job.spec.model, job.spec.prompt, job.spec.eval, root / job.job_id / "adapter",
+    (result,) = evaluate_with_vllm(job.spec.model, job.spec.prompt, job.spec.eval, root / job.trial_id / "adapter",
                                    tmp_path, seed=job.spec.seed)
     TIMES["evaluate_with_vllm (engine start + 8 problems)"] = time.perf_counter() - started
-    assert completions(tmp_path) == completions(root / job.job_id / "eval")
-    assert result.pass_at_1 == results[job.job_id]["pass_at_1"]["arithmetic"] and result.generated_tokens > 0
+    assert completions(tmp_path) == completions(root / job.trial_id / "eval")
+    assert result.pass_at_1 == results[job.trial_id]["pass_at_1"]["arithmetic"] and result.generated_tokens > 0
 
 
 def test_tina_sweep_run_evaluates_with_vllm_on_cpu(model_dir, tmp_path):

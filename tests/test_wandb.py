@@ -12,7 +12,8 @@ import pytest
 
 from conftest import STUDIES_DIR, smoke_spec
 from tina_sweep.run import tracking
-from tina_sweep.run.job import Job, run_job
+from tina_sweep.run.job import run_job
+from tina_sweep.trial.trial import Trial
 
 wandb = pytest.importorskip("wandb")
 
@@ -196,7 +197,7 @@ def test_online_without_key_falls_back_to_offline(capsys):
 
 
 def _smoke_job() -> Job:
-    return Job("rank=4-s42-outage", "trial", smoke_spec(), {"lora.rank": 4})
+    return Trial("rank=4-s42-outage", "trial", smoke_spec(), {"lora.rank": 4})
 
 
 def test_wandb_outage_never_fails_a_trial(tmp_path, tiny_model_dir, monkeypatch, capfd):

@@ -208,7 +208,7 @@ def _preflight(study, trials, scale: str, storage: Optional[str], sweeps_dir: Pa
         if storage is not None:
             check_storage_url(storage)  # its shape first: the trials' checks read models and data
         check_trials(study.name, trials)
-        guard_ledger(study, scale, [job.job_id for job in study_jobs(study, trials)], storage,
+        guard_ledger(study, scale, [job.trial_id for job in study_jobs(study, trials)], storage,
                      sweeps_dir / study.name, redefine)
     except ConfigError as error:
         from tina_sweep.run.secrets import Secrets
@@ -501,7 +501,7 @@ def _launch_summary(study, trials, storage: Optional[str], sweeps_dir: Path, fai
     from tina_sweep.run.runner import study_jobs
     from tina_sweep.run.secrets import Secrets
 
-    ids = [job.job_id for job in study_jobs(study, trials)]
+    ids = [job.trial_id for job in study_jobs(study, trials)]
     ledger = Ledger(study.name, storage, sweeps_dir / study.name)
     try:
         counts = ledger.counts(ids)

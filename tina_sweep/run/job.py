@@ -22,27 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from tina_sweep.trial.attempts import write_json_atomic
 from tina_sweep.trial.spec import BaselineSpec, TrialSpec
+from tina_sweep.trial.trial import Trial
 
 if TYPE_CHECKING:
     from tina_sweep.run.tracking import Tracking
-
-
-@dataclass
-class Job:
-    """What a worker runs: the baseline evaluation or one trial of the study."""
-
-    job_id: str
-    kind: str  # "baseline" or "trial"
-    spec: TrialSpec | BaselineSpec
-    axes: dict[str, Any] = field(default_factory=dict)
-
-    def to_attrs(self) -> dict[str, Any]:
-        return {"kind": self.kind, "axes": self.axes, "spec": self.spec.model_dump(mode="json")}
-
-    @classmethod
-    def from_attrs(cls, job_id: str, attrs: dict[str, Any]) -> Job:
-        model = BaselineSpec if attrs["kind"] == "baseline" else TrialSpec
-        return cls(job_id, attrs["kind"], model.model_validate(attrs["spec"]), attrs.get("axes", {}))
 
 
 @dataclass
@@ -76,11 +59,7 @@ class Trained:
         write_json_atomic(trial_dir / "trained.json", {**self.__dict__, "adapter": adapter})
 
 
-def job_seed(job: Job) -> int:
-    return job.spec.seed if isinstance(job.spec, TrialSpec) else 0
-
-
-def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | None = None,
+def run_job(job: Trial, trial_dir: Path, prices: dict[str, float], threads: int | None = None,
             progress: Any = None, tracking: Tracking | None = None, eval_checkpoints: int = 0,
             defer_eval: bool = False) -> dict[str, Any] | None:
     """Run a job to completion in this process and return (and write) its result. ``tracking`` opens a W&B run
@@ -94,8 +73,8 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
     if threads:
         torch.set_num_threads(threads)
     trial_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(trial_dir / "spec.json", job.to_attrs())
-    report = (lambda *message: progress.put((job.job_id, *message))) if progress is not None else None
+    write_json_atomic(trial_dir / "spec.json", job.to_json())
+    report = (lambda *message: progress.put((job.trial_id, *message))) if progress is not None else None
 
     trained = Trained()
     if job.kind == "trial":
@@ -116,7 +95,7 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
         trained.write(trial_dir)
         return None
 
-    adapter, steps, seed = trained.adapter_dir, trained.steps, job_seed(job)
+    adapter, steps, seed = trained.adapter_dir, trained.steps, job.seed
     on_progress = (lambda name, done, total: report("eval", name, done, total)) if report else None
     with tracked(tracking, "eval", job) as run:
         started = time.perf_counter()
@@ -140,7 +119,7 @@ def run_job(job: Job, trial_dir: Path, prices: dict[str, float], threads: int | 
     return result
 
 
-def job_result(job: Job, trained: Trained, results: list, checkpoints: dict[str, dict[str, Any]], more: list,
+def job_result(job: Trial, trained: Trained, results: list, checkpoints: dict[str, dict[str, Any]], more: list,
                eval_seconds: float, prices: dict[str, float]) -> dict[str, Any]:
     """The result.json of a job: Pass@1 per benchmark, cost (training and evaluation), checkpoints."""
     from tina_sweep.trial.cost import trial_cost
@@ -151,7 +130,7 @@ def job_result(job: Job, trained: Trained, results: list, checkpoints: dict[str,
                       prices)
     pass_at_1 = {r.benchmark: r.pass_at_1 for r in results}
     result = {
-        "trial_id": job.job_id,
+        "trial_id": job.trial_id,
         "kind": job.kind,
         "axes": job.axes,
         "pass_at_1": pass_at_1,
@@ -171,7 +150,7 @@ def job_result(job: Job, trained: Trained, results: list, checkpoints: dict[str,
     return result
 
 
-def evaluate_together(entries: list[tuple[Job, Path]], prices: dict[str, float], tracking: Tracking | None = None,
+def evaluate_together(entries: list[tuple[Trial, Path]], prices: dict[str, float], tracking: Tracking | None = None,
                       eval_checkpoints: int = 0, on_progress: Any = None) -> list[dict[str, Any]]:
     """``eval.backend = "vllm"``: evaluate jobs that share a model and evaluation settings through ONE engine (the
     base model loaded once; each trial's adapter, and every ``eval_checkpoints``-th checkpoint, a LoRARequest of
@@ -187,15 +166,15 @@ def evaluate_together(entries: list[tuple[Job, Path]], prices: dict[str, float],
     adapters, plans = [], []
     for job, trial_dir in entries:
         trained = Trained.read(trial_dir) if job.kind == "trial" else Trained()
-        adapters.append(AdapterJob(job.job_id, trained.adapter_dir, trial_dir / "eval", job_seed(job)))
+        adapters.append(AdapterJob(job.trial_id, trained.adapter_dir, trial_dir / "eval", job.seed))
         chosen = {}
         if eval_checkpoints and job.kind == "trial":
             chosen = checkpoints_to_evaluate(saved_checkpoints(trial_dir / "checkpoints"), eval_checkpoints,
                                              trained.steps)
-            adapters += [AdapterJob(f"{job.job_id}/checkpoint-{step}", folder, trial_dir / "eval" / f"checkpoint-{step}",
-                                    job_seed(job)) for step, folder in chosen.items()]
+            adapters += [AdapterJob(f"{job.trial_id}/checkpoint-{step}", folder, trial_dir / "eval" / f"checkpoint-{step}",
+                                    job.seed) for step, folder in chosen.items()]
         plans.append((job, trial_dir, trained, chosen))
-    evaluator = VLLMEvaluator(first.model, first.eval, adapters, job_seed(entries[0][0]))
+    evaluator = VLLMEvaluator(first.model, first.eval, adapters, entries[0][0].seed)
     trained_adapters = [a for a in adapters if a.adapter_dir is not None]
     check = None
     try:
@@ -211,10 +190,10 @@ def evaluate_together(entries: list[tuple[Job, Path]], prices: dict[str, float],
               "adapter_check": check}
     written = []
     for job, trial_dir, trained, chosen in plans:
-        results = by_name[job.job_id]
+        results = by_name[job.trial_id]
         block, more = {}, []
         for step in chosen:
-            step_results = by_name[f"{job.job_id}/checkpoint-{step}"]
+            step_results = by_name[f"{job.trial_id}/checkpoint-{step}"]
             block[f"checkpoint-{step}"] = _checkpoint_entry(step, step_results, sum(r.wall_seconds for r in step_results))
             more += step_results
         if eval_checkpoints and job.kind == "trial":

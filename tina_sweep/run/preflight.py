@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
     from tina_sweep.trial.datasets import Source
     from tina_sweep.trial.models import ModelShape
-    from tina_sweep.study.study import Study, Trial
+    from tina_sweep.study.study import Study
+    from tina_sweep.trial.trial import Trial
 
 # a Hugging Face hub id: owner/name
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")

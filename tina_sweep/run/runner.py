@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from tina_sweep.trial.attempts import write_json_atomic
-from tina_sweep.run.job import Job
 from tina_sweep.ledger.store import Ledger
-from tina_sweep.study.study import Study, Trial
+from tina_sweep.study.study import Study
+from tina_sweep.trial.trial import Trial
 from tina_sweep.run.tracking import Tracking
 
 console = Console()
@@ -46,29 +46,29 @@ class RunOptions:
         return self.trial_timeout if self.trial_timeout is not None else TRIAL_TIMEOUTS.get(self.scale, 48 * 3600)
 
 
-def study_jobs(study: Study, trials: list[Trial]) -> list[Job]:
+def study_jobs(study: Study, trials: list[Trial]) -> list[Trial]:
     """The baseline evaluation (once per study) followed by every trial."""
-    jobs = [Job(t.trial_id, "trial", t.spec, t.axes) for t in trials]
+    jobs = list(trials)
     if study.evaluate_base_model and trials:
         baseline = trials[0].spec.baseline()
-        jobs.insert(0, Job(f"base-{baseline.trial_hash()}", "baseline", baseline, {}))
+        jobs.insert(0, Trial(f"base-{baseline.trial_hash()}", "baseline", baseline, {}))
     return jobs
 
 
-def prepare(study: Study, trials: list[Trial], options: RunOptions) -> tuple[Path, dict[str, Job], Ledger]:
+def prepare(study: Study, trials: list[Trial], options: RunOptions) -> tuple[Path, dict[str, Trial], Ledger]:
     """The sweep folder (with ``study.json``), the jobs by id, and the ledger with every job enqueued once."""
     sweep_dir = options.sweeps_root / study.name
     sweep_dir.mkdir(parents=True, exist_ok=True)
     jobs = study_jobs(study, trials)
     write_json_atomic(sweep_dir / "study.json", {
         "study": study.model_dump(mode="json"), "scale": options.scale,
-        "jobs": [{"trial_id": j.job_id, **j.to_attrs()} for j in jobs]})
+        "jobs": [j.to_json() for j in jobs]})
     ledger = Ledger(study.name, options.storage, sweep_dir, options.max_retries)
-    ledger.sync({job.job_id: job.to_attrs() for job in jobs})
-    return sweep_dir, {job.job_id: job for job in jobs}, ledger
+    ledger.sync({job.trial_id: job.to_json() for job in jobs})
+    return sweep_dir, {job.trial_id: job for job in jobs}, ledger
 
 
-def prepare_models(jobs: dict[str, Job]) -> None:
+def prepare_models(jobs: dict[str, Trial]) -> None:
     """Fetch or build each model once here, not in every job's process at the same time."""
     from tina_sweep.trial.models import resolve_model
 
@@ -143,45 +143,45 @@ class _RichDisplay:
     def __exit__(self, *exc) -> None:
         self.ui.__exit__(*exc)
 
-    def claimed(self, job: Job, attempt: int, slot) -> None:
-        self.bars[job.job_id] = self.ui.add_task(f"  {job.job_id[:48]}", total=None)
-        console.print(f"[dim]claimed {job.job_id} (attempt {attempt}) on {slot.describe()}[/]", highlight=False)
+    def claimed(self, job: Trial, attempt: int, slot) -> None:
+        self.bars[job.trial_id] = self.ui.add_task(f"  {job.trial_id[:48]}", total=None)
+        console.print(f"[dim]claimed {job.trial_id} (attempt {attempt}) on {slot.describe()}[/]", highlight=False)
 
-    def progress(self, job: Job, progress: dict[str, Any]) -> None:
-        task = self.bars.get(job.job_id)
+    def progress(self, job: Trial, progress: dict[str, Any]) -> None:
+        task = self.bars.get(job.trial_id)
         if task is not None and "step" in progress:
-            self.ui.update(task, description=f"  {job.job_id[:40]} {progress.get('phase', '')}",
+            self.ui.update(task, description=f"  {job.trial_id[:40]} {progress.get('phase', '')}",
                                  completed=progress["step"], total=progress.get("total"))
 
-    def _end(self, job: Job) -> None:
+    def _end(self, job: Trial) -> None:
         self.ui.advance(self.overall)
-        task = self.bars.pop(job.job_id, None)
+        task = self.bars.pop(job.trial_id, None)
         if task is not None:
             self.ui.remove_task(task)
 
-    def finished(self, job: Job, result: dict[str, Any], reused: bool) -> None:
+    def finished(self, job: Trial, result: dict[str, Any], reused: bool) -> None:
         self._end(job)
         how = "its result was already written" if reused else \
             f"{result['cost']['train_seconds']:.0f}s train, {result['cost']['eval_seconds']:.0f}s eval"
-        console.print(f"[green]done[/] {job.job_id}: average Pass@1 {result['average']:.3f} ({how})")
+        console.print(f"[green]done[/] {job.trial_id}: average Pass@1 {result['average']:.3f} ({how})")
 
-    def evaluating(self, jobs: list[Job]) -> None:
+    def evaluating(self, jobs: list[Trial]) -> None:
         from tina_sweep.run.worker import shared_engine_line
 
         console.print(f"[bold]{shared_engine_line(jobs)}[/]", highlight=False)
 
-    def abandoned(self, job: Job, reason: str) -> None:
+    def abandoned(self, job: Trial, reason: str) -> None:
         self._end(job)
-        console.print(f"[yellow]gave up[/] {job.job_id}: {reason}", highlight=False)
+        console.print(f"[yellow]gave up[/] {job.trial_id}: {reason}", highlight=False)
 
-    def failed(self, job: Job, reason: str) -> None:
+    def failed(self, job: Trial, reason: str) -> None:
         self._end(job)
         from rich.markup import escape
 
         from tina_sweep.run.secrets import mask_url
 
         line = mask_url(reason.splitlines()[-1][:200]) if reason else ""
-        console.print(f"[red]failed[/] {job.job_id}: {escape(line)}", highlight=False)
+        console.print(f"[red]failed[/] {job.trial_id}: {escape(line)}", highlight=False)
 
 
 def collect_results(ledger: Ledger, job_ids: list[str]) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from tina_sweep.trial.train.wandb_guard import warn  # one warning format for ev
 if TYPE_CHECKING:
     import polars as pl
 
-    from tina_sweep.run.job import Job
+    from tina_sweep.trial.trial import Trial
 
 # WANDB_MODE values (W&B's own convention) -> our modes
 _ENV_MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline", "disabled": "off"}
@@ -74,13 +74,13 @@ def choose_mode(requested: str | None) -> str:
     return "online"
 
 
-def job_config(tracking: Tracking, job: Job) -> dict[str, Any]:
+def job_config(tracking: Tracking, job: Trial) -> dict[str, Any]:
     """A job's W&B config: the resolved spec and the axis values, nested so trainer fields cannot clash."""
-    return {"study": tracking.group, "scale": tracking.scale, "trial_id": job.job_id, "kind": job.kind,
+    return {"study": tracking.group, "scale": tracking.scale, "trial_id": job.trial_id, "kind": job.kind,
             "axes": dict(job.axes), "spec": job.spec.model_dump(mode="json")}
 
 
-def job_tags(tracking: Tracking, job: Job) -> list[str]:
+def job_tags(tracking: Tracking, job: Trial) -> list[str]:
     tags = [tracking.scale] + (["baseline"] if job.kind == "baseline" else [])
     return tags + [f"{axis}={value}" for axis, value in job.axes.items()]
 
@@ -139,9 +139,9 @@ def finish_run(run: Any | None, failed: bool = False) -> None:
 
 
 @contextmanager
-def tracked(tracking: Tracking | None, job_type: str, job: Job) -> Iterator[Any | None]:
+def tracked(tracking: Tracking | None, job_type: str, job: Trial) -> Iterator[Any | None]:
     """A W&B run for one job and one job type, marked failed when the job raises."""
-    run = start_run(tracking, job_type, job.job_id, job_config(tracking, job), job_tags(tracking, job)) \
+    run = start_run(tracking, job_type, job.trial_id, job_config(tracking, job), job_tags(tracking, job)) \
         if tracking is not None else None
     try:
         yield run

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 from tina_sweep.trial import attempts
 from tina_sweep.trial.attempts import write_json_atomic
-from tina_sweep.run.job import Job
+from tina_sweep.trial.trial import Trial
 from tina_sweep.ledger.store import Ledger, LedgerLockTimeout, worker_name
 from tina_sweep.run.secrets import mask_url
 
@@ -103,15 +103,15 @@ def plan_slots(workers: int, threads_per_worker: int | None = None, gpus: list[s
 
 
 class Display(Protocol):
-    def claimed(self, job: Job, attempt: int, slot: Slot) -> None: ...
-    def progress(self, job: Job, progress: dict[str, Any]) -> None: ...
-    def finished(self, job: Job, result: dict[str, Any], reused: bool) -> None: ...
-    def failed(self, job: Job, reason: str) -> None: ...
-    def evaluating(self, jobs: list[Job]) -> None: ...
-    def abandoned(self, job: Job, reason: str) -> None: ...
+    def claimed(self, job: Trial, attempt: int, slot: Slot) -> None: ...
+    def progress(self, job: Trial, progress: dict[str, Any]) -> None: ...
+    def finished(self, job: Trial, result: dict[str, Any], reused: bool) -> None: ...
+    def failed(self, job: Trial, reason: str) -> None: ...
+    def evaluating(self, jobs: list[Trial]) -> None: ...
+    def abandoned(self, job: Trial, reason: str) -> None: ...
 
 
-def shared_engine_line(jobs: list[Job]) -> str:
+def shared_engine_line(jobs: list[Trial]) -> str:
     trials = sum(job.kind == "trial" for job in jobs)
     base = " and the base model" if len(jobs) > trials else ""
     return f"evaluating {trials} trained trial(s){base} with one vLLM engine"
@@ -127,31 +127,31 @@ class LineDisplay:
     def _print(self, text: str) -> None:
         print(f"[{self.name}] {text}", file=self.stream, flush=True)
 
-    def claimed(self, job: Job, attempt: int, slot: Slot) -> None:
-        self._print(f"claimed {job.job_id} (attempt {attempt}) on {slot.describe()}")
+    def claimed(self, job: Trial, attempt: int, slot: Slot) -> None:
+        self._print(f"claimed {job.trial_id} (attempt {attempt}) on {slot.describe()}")
 
-    def progress(self, job: Job, progress: dict[str, Any]) -> None:
+    def progress(self, job: Trial, progress: dict[str, Any]) -> None:
         pass
 
-    def finished(self, job: Job, result: dict[str, Any], reused: bool) -> None:
+    def finished(self, job: Trial, result: dict[str, Any], reused: bool) -> None:
         how = "recorded its finished result" if reused else \
             f"{result['cost']['train_seconds']:.0f}s train, {result['cost']['eval_seconds']:.0f}s eval"
-        self._print(f"done {job.job_id}: average Pass@1 {result['average']:.3f} ({how})")
+        self._print(f"done {job.trial_id}: average Pass@1 {result['average']:.3f} ({how})")
 
-    def failed(self, job: Job, reason: str) -> None:
-        self._print(mask_url(f"failed {job.job_id}: {reason.splitlines()[-1][:200] if reason else ''}"))
+    def failed(self, job: Trial, reason: str) -> None:
+        self._print(mask_url(f"failed {job.trial_id}: {reason.splitlines()[-1][:200] if reason else ''}"))
 
-    def evaluating(self, jobs: list[Job]) -> None:
+    def evaluating(self, jobs: list[Trial]) -> None:
         self._print(shared_engine_line(jobs))
 
-    def abandoned(self, job: Job, reason: str) -> None:
-        self._print(f"gave up {job.job_id}: {reason}")
+    def abandoned(self, job: Trial, reason: str) -> None:
+        self._print(f"gave up {job.trial_id}: {reason}")
 
 
 @dataclass
 class _Running:
     trial: Any  # optuna.Trial
-    job: Job
+    job: Trial
     slot: Slot
     process: Any
     trial_dir: Path  # the attempt's own folder
@@ -180,7 +180,7 @@ class WorkerSummary:
 class Worker:
     """Claims jobs of one study and runs them, one per slot, until no job is waiting or running anywhere."""
 
-    def __init__(self, ledger: Ledger, jobs: dict[str, Job], sweep_dir: Path, slots: list[Slot],
+    def __init__(self, ledger: Ledger, jobs: dict[str, Trial], sweep_dir: Path, slots: list[Slot],
                  prices: dict[str, float] | None = None, tracking: Any = None, eval_checkpoints: int = 0,
                  display: Display | None = None, share_eval_engine: bool = True, trial_timeout: float | None = None):
         self.ledger, self.jobs, self.sweep_dir, self.slots = ledger, jobs, sweep_dir, slots
@@ -189,11 +189,11 @@ class Worker:
         self.prices, self.tracking, self.eval_checkpoints = prices or {}, tracking, eval_checkpoints
         self.display = display or LineDisplay()
         self.summary = WorkerSummary()
-        self.attrs = {job_id: job.to_attrs() for job_id, job in jobs.items()}
+        self.attrs = {trial_id: job.to_json() for trial_id, job in jobs.items()}
         self.share_eval_engine = share_eval_engine
         self.awaiting: list[_Running] = []  # trained (or baseline) jobs held for the shared vLLM engine
 
-    def defers(self, job: Job) -> bool:
+    def defers(self, job: Trial) -> bool:
         """Whether ``job`` is evaluated later, with the other jobs this worker holds, by one vLLM engine."""
         return self.share_eval_engine and job.spec.eval.backend == "vllm"
 
@@ -313,12 +313,12 @@ class Worker:
     # ------------------------------------------------------------------ one job
     def _start(self, trial, slot: Slot) -> _Running | None:
         job = self.jobs[trial.user_attrs["trial_id"]]
-        trial_dir = attempts.attempt_dir(self.sweep_dir, job.job_id, trial.number)
-        self.summary.claimed.append(job.job_id)
+        trial_dir = attempts.attempt_dir(self.sweep_dir, job.trial_id, trial.number)
+        self.summary.claimed.append(job.trial_id)
         self.display.claimed(job, trial.user_attrs.get("attempt", 1), slot)
-        earlier = attempts.earlier_folders(self.sweep_dir, job.job_id, exclude=trial_dir)
-        for folder in [attempts.trial_dir(self.sweep_dir, job.job_id)] + earlier[::-1]:
-            reused = attempts.finished_result(folder, job.job_id, self.eval_checkpoints)
+        earlier = attempts.earlier_folders(self.sweep_dir, job.trial_id, exclude=trial_dir)
+        for folder in [attempts.trial_dir(self.sweep_dir, job.trial_id)] + earlier[::-1]:
+            reused = attempts.finished_result(folder, job.trial_id, self.eval_checkpoints)
             if reused is not None:  # an earlier attempt finished but its worker died before recording it
                 self._record(_Running(trial, job, slot, None, folder), reused, reused=True)
                 return None
@@ -328,8 +328,8 @@ class Worker:
             return None
         lock = self.ledger.lock_fd(trial)
         process = _context().Process(
-            target=_job_process, name=f"tina-sweep {job.job_id}", daemon=False,
-            args=(job.job_id, job.to_attrs(), str(trial_dir), self.prices, slot, self.tracking,
+            target=_job_process, name=f"tina-sweep {job.trial_id}", daemon=False,
+            args=(job.to_json(), str(trial_dir), self.prices, slot, self.tracking,
                   self.eval_checkpoints, dict(os.environ), os.getpid(), None if lock is None else _PassFd(lock),
                   self.defers(job)))
         try:
@@ -351,25 +351,25 @@ class Worker:
                 self.display.abandoned(job.job, "another worker declared this attempt dead meanwhile; its result "
                                                 "stays in its folder for the job's live attempt")
                 return
-            final = attempts.trial_dir(self.sweep_dir, job.job.job_id)
+            final = attempts.trial_dir(self.sweep_dir, job.job.trial_id)
             if job.trial_dir != final:
                 try:
-                    attempts.commit(job.trial_dir, self.sweep_dir, job.job.job_id)
+                    attempts.commit(job.trial_dir, self.sweep_dir, job.job.trial_id)
                 except FileExistsError:  # a result landed already (it stands): record that one
-                    result, reused = attempts.finished_result(final, job.job.job_id) or result, True
+                    result, reused = attempts.finished_result(final, job.job.trial_id) or result, True
             attrs = {"result": result, **({"reused_result": True} if reused else {})}
             if not self.ledger.complete(job.trial, result["average"], attrs):
                 return
-            live = {str(t.number) for t in self.ledger.by_job().get(job.job.job_id, [])
+            live = {str(t.number) for t in self.ledger.by_job().get(job.job.trial_id, [])
                     if t.state.name == "RUNNING"}
-            attempts.clean_attempts(self.sweep_dir, job.job.job_id, live)
+            attempts.clean_attempts(self.sweep_dir, job.job.trial_id, live)
         self.summary.finished += 1
         self.display.finished(job.job, result, reused)
 
     def _finish(self, job: _Running, evaluated: bool = False) -> None:
         job.process.join()
         code = job.process.exitcode
-        result = attempts.finished_result(job.trial_dir, job.job.job_id, self.eval_checkpoints)
+        result = attempts.finished_result(job.trial_dir, job.job.trial_id, self.eval_checkpoints)
         if code == 0 and result is None and not evaluated and self.defers(job.job) \
                 and (job.trial_dir / "trained.json").is_file():
             self.awaiting.append(job)  # trained; its evaluation waits for the shared engine
@@ -402,7 +402,7 @@ class Worker:
                 self.display.progress(held.job, {"phase": "eval (shared engine)", "step": 0, "total": None})
             process = _context().Process(
                 target=_evaluate_process, name="tina-sweep shared evaluation", daemon=False,
-                args=([(h.job.job_id, h.job.to_attrs(), str(h.trial_dir)) for h in entries], self.prices,
+                args=([(h.job.to_json(), str(h.trial_dir)) for h in entries], self.prices,
                       self.slots[0], self.tracking, self.eval_checkpoints, dict(os.environ), os.getpid()))
             for held in entries:
                 held.process = process
@@ -559,7 +559,7 @@ def _write_error(folders: list[Path], error: BaseException) -> None:
                   file=sys.stderr, flush=True)
 
 
-def _job_process(job_id: str, attrs: dict, trial_dir: str, prices: dict, slot: Slot, tracking: Any,
+def _job_process(trial: dict, trial_dir: str, prices: dict, slot: Slot, tracking: Any,
                  eval_checkpoints: int, environ: dict[str, str], worker_pid: int, lock_fd: int | None,
                  defer_eval: bool = False) -> None:
     """The body of a job's child process: the worker's environment and the slot's device, then run_job."""
@@ -568,7 +568,7 @@ def _job_process(job_id: str, attrs: dict, trial_dir: str, prices: dict, slot: S
 
     folder = Path(trial_dir)
     try:
-        run_job(Job.from_attrs(job_id, attrs), folder, prices, slot.threads, _ProgressFile(folder / "progress.json", worker_pid),
+        run_job(Trial.from_json(trial), folder, prices, slot.threads, _ProgressFile(folder / "progress.json", worker_pid),
                 tracking, eval_checkpoints, defer_eval)
     except BaseException as error:
         _write_error([folder], error)
@@ -585,7 +585,7 @@ def _evaluate_process(entries: list[tuple[str, dict, str]], prices: dict, slot: 
     _child_setup(slot, environ, worker_pid)
     from tina_sweep.run.job import evaluate_together
 
-    jobs = [(Job.from_attrs(job_id, attrs), Path(folder)) for job_id, attrs, folder in entries]
+    jobs = [(Trial.from_json(trial), Path(folder)) for trial, folder in entries]
     try:
         evaluate_together(jobs, prices, tracking, eval_checkpoints)
     except BaseException as error:

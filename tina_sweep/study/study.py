@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tina_sweep.trial.spec import ConfigError, TrialSpec, first_error_line
 from tina_sweep.study.scales import SCALES, scale_preset
+from tina_sweep.trial.trial import Trial
 
 Design = Literal["grid", "one_at_a_time"]
 # axis -> axis value (as str) -> dotted fields set together with that value
@@ -90,15 +91,6 @@ class Study(BaseModel):
         return scales
 
 
-@dataclass(frozen=True)
-class Trial:
-    """One point of a study: its id, the axis values that name it, and the full spec."""
-
-    trial_id: str
-    axes: dict[str, Any]
-    spec: TrialSpec
-
-
 def set_dotted(tree: dict, dotted: str, value: Any) -> None:
     """``set_dotted(d, "lora.rank", 8)`` sets ``d["lora"]["rank"] = 8``, creating sections as needed."""
     *sections, leaf = dotted.split(".")
@@ -149,7 +141,7 @@ def resolve(study: Study, scale: str) -> list[Trial]:
             except ValidationError as error:
                 raise ConfigError(f"{study.name}: {first_error_line(error)}") from None
             labels = {**point, "seed": seed} if len(seeds) > 1 else dict(point)
-            trials.append(Trial(_trial_id(point, seed, spec), labels, spec))
+            trials.append(Trial(_trial_id(point, seed, spec), "trial", spec, labels))
     seen: dict[str, Trial] = {}
     for trial in trials:
         twin = seen.setdefault(trial.spec.trial_hash(), trial)
