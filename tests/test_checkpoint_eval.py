@@ -26,7 +26,7 @@ def checkpointed(tmp_path_factory, tiny_model_dir):
     """A smoke trial (2 steps, a checkpoint every step) run with --eval-checkpoints 1."""
     trial_dir = tmp_path_factory.mktemp("checkpointed") / "trial"
     job = Trial("rank=4-s42-ckpt", "trial", smoke_spec(), {"lora.rank": 4})
-    result = run_job(job, trial_dir, {"cpu": 0.1}, 1, None, None, 1)
+    result = run_job(job, trial_dir, {"cpu": 0.1}, 1, None, None, 1).to_json()
     return trial_dir, result
 
 
@@ -81,7 +81,7 @@ def test_vllm_backend_evaluates_final_adapter_and_checkpoints_from_one_engine(tm
     monkeypatch.setattr(vb, "_default_classes", lambda: (ByAdapter, FakeRequest, FakeParams))
     FakeLLM.instances = []
     job = Trial("rank=4-s42-vllm", "trial", smoke_spec(**{"eval.backend": "vllm"}), {"lora.rank": 4})
-    result = run_job(job, tmp_path / "trial", {"cpu": 0.1}, 1, None, None, 1)
+    result = run_job(job, tmp_path / "trial", {"cpu": 0.1}, 1, None, None, 1).to_json()
     (engine,) = FakeLLM.instances  # the base model loaded once for the adapter and its checkpoint
     (call,) = engine.calls
     prompts, _, requests = call

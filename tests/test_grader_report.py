@@ -15,6 +15,7 @@ from tina_sweep.report.frame import StudyInfo, load_frame
 from tina_sweep.report.paper import paper_tables
 from tina_sweep.report.tables import PUBLISHED_GRADER, Section, study_pass_at_1_table
 from tina_sweep.report.results import results_frame, to_markdown
+from tina_sweep.trial.result import TrialResult
 
 
 def _set_grader(sweep: Path, grader_of: dict[str, str | None], backend: str | None = None) -> list[dict]:
@@ -52,7 +53,7 @@ def test_math_verify_numbers_say_so(tmp_path):
     assert "Graded by math_verify (the paper's: Tina's LightEval math-verify extraction)." in _caption(sweep)
     tex = (sweep / "report" / "pass_at_1.tex").read_text(encoding="utf-8")
     assert "Graded by math\\_verify" in tex
-    frame = results_frame([r for r in results if r["trial_id"] != "stale-old"], ["lora.rank"])
+    frame = results_frame([TrialResult.parse(r) for r in results if r["trial_id"] != "stale-old"], ["lora.rank"])
     assert set(frame["grader"].to_list()) == {"math_verify"}
     markdown = to_markdown(frame)
     assert "Pass@1 per benchmark (math_verify grading)" in markdown and "grader" not in markdown.splitlines()[0]
@@ -64,7 +65,7 @@ def test_mixed_graders_are_named_per_benchmark_and_per_row(tmp_path):
     caption = _caption(sweep)
     assert "Graded by Arithmetic: strict and math_verify" in caption
     assert "strict (ours" in caption and "math_verify (the paper's" in caption
-    frame = results_frame([r for r in results if r["trial_id"] != "stale-old"], ["lora.rank"])
+    frame = results_frame([TrialResult.parse(r) for r in results if r["trial_id"] != "stale-old"], ["lora.rank"])
     markdown = to_markdown(frame)
     header = markdown.splitlines()[0].split(" | ")
     assert "graded by: strict, math_verify" in markdown and header[-1] == "grader |"

@@ -272,7 +272,7 @@ def test_resume_passes_over_a_torn_checkpoint(tmp_path, tiny_model_dir):
     (first / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3, "log_hi')  # torn
     second = tmp_path / "attempts" / "job" / "1"
     assert seed_attempt(second, [first]) == 2
-    result = run_job(Trial("job", "trial", spec, {}), second, load_prices(None))
+    result = run_job(Trial("job", "trial", spec, {}), second, load_prices(None)).to_json()
     assert result["resumed_from_checkpoint"] == "checkpoint-2" and result["train_steps"] == 3
     steps = [json.loads(line)["step"] for line in (second / "train_log.jsonl").open()]
     assert steps == [1, 2, 3]
@@ -335,7 +335,8 @@ def test_a_result_on_disk_survives_any_number_of_worker_deaths(tmp_path):
         if first is None:  # the first attempt's child got as far as writing its result
             first = attempt_dir(tmp_path, job.trial_id, trial.number)
             first.mkdir(parents=True)
-            (first / "result.json").write_text(json.dumps({"trial_id": "t", "kind": "trial", "average": 0.75}))
+            (first / "result.json").write_text(json.dumps({"trial_id": "t", "kind": "trial", "average": 0.75,
+                                                       "pass_at_1": {"arithmetic": 0.75}}))
         die(dying)
     ledger = Ledger("study", None, tmp_path, max_retries=0)
     display = _Quiet()

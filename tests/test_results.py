@@ -1,14 +1,15 @@
 """The terminal/Markdown results table: rows in axis order, base model first."""
 
 from tina_sweep.report.results import results_frame
+from tina_sweep.trial.result import TrialResult
 
 
-def _result(trial_id: str, kind: str, axes: dict, score: float) -> dict:
+def _result(trial_id: str, kind: str, axes: dict, score: float) -> TrialResult:
     bench = {"problems": 10, "samples_per_problem": 1}
     cost = {"train_seconds": 1.0, "eval_seconds": 1.0, "train_tokens": 1, "eval_tokens": 1, "peak_memory_gb": 1.0,
             "total_usd": 0.01, "device": "cpu"}
-    return {"trial_id": trial_id, "kind": kind, "axes": axes, "pass_at_1": {"a": score}, "average": score,
-            "benchmarks": {"a": bench}, "train_steps": 2, "cost": cost}
+    return TrialResult.parse({"trial_id": trial_id, "kind": kind, "axes": axes, "pass_at_1": {"a": score},
+                              "average": score, "benchmarks": {"a": bench}, "train_steps": 2, "cost": cost})
 
 
 def test_rows_follow_numeric_axis_order_with_base_first():

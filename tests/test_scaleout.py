@@ -401,14 +401,14 @@ def test_resumed_trial_reaches_the_same_steps(tmp_path, tiny_model_dir):
     spec = smoke_spec(**{"training.max_steps": steps, "training.save_steps": 1, "training.lr_scheduler_type": "linear",
                          "eval.benchmarks": [{"name": "arithmetic", "limit": 4}]})
     job, prices = Trial("resume", "trial", spec, {}), load_prices(None)
-    whole = run_job(job, tmp_path / "whole", prices)
+    whole = run_job(job, tmp_path / "whole", prices).to_json()
     with pytest.raises(_Stopped):
         train_trial(spec, tmp_path / "cut", extra_callbacks=[_StopAfter(2).callback])
     saved = tmp_path / "cut" / "checkpoints" / "checkpoint-2"
     for name in ("optimizer.pt", "scheduler.pt", "trainer_state.json", "adapter_model.safetensors"):
         assert (saved / name).is_file(), name
     assert not (tmp_path / "cut" / "checkpoints" / "checkpoint-3").exists()
-    resumed = run_job(job, tmp_path / "cut", prices)
+    resumed = run_job(job, tmp_path / "cut", prices).to_json()
     assert resumed["resumed_from_checkpoint"] == "checkpoint-2" and whole["resumed_from_checkpoint"] is None
     assert resumed["train_steps"] == whole["train_steps"] == steps
     on_disk = json.loads((tmp_path / "cut" / "result.json").read_text())

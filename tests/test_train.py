@@ -382,7 +382,7 @@ def stopped(tmp_path_factory, tiny_model_dir):
     try:
         trial_dir = tmp_path_factory.mktemp("stopped") / "trial"
         result = run_job(Trial("stopped", "trial", smoke_spec(**STOPPED), {}), trial_dir, {"cpu": 0.1}, 1, progress,
-                         None, 1)
+                         None, 1).to_json()
     finally:
         train_module.reward_function = original
     return trial_dir, result, calls, progress

@@ -74,7 +74,8 @@ def served(tmp_path_factory, model_dir):
         run_job(job, root / job.trial_id, prices, defer_eval=True)
     TIMES["train 2 trials x 2 steps"] = time.perf_counter() - started
     started = time.perf_counter()
-    results = evaluate_together([(job, root / job.trial_id) for job in jobs], prices, eval_checkpoints=1)
+    results = [r.to_json() for r in evaluate_together([(job, root / job.trial_id) for job in jobs], prices,
+                                                         eval_checkpoints=1)]
     TIMES["adapter check + shared engine (base, 2 adapters, 2 checkpoints)"] = time.perf_counter() - started
     TIMES["shared engine start"] = results[0]["eval_engine"]["load_seconds"]
     return root, jobs, {r["trial_id"]: r for r in results}

@@ -206,7 +206,7 @@ def test_wandb_outage_never_fails_a_trial(tmp_path, tiny_model_dir, monkeypatch,
 
     monkeypatch.setattr(wandb, "init", refuse)
     settings = tracking.Tracking("online", "smoke", "smoke", str(tmp_path), "smoke")
-    result = run_job(_smoke_job(), tmp_path / "trial", {"cpu": 0.1}, 1, None, settings, 0)
+    result = run_job(_smoke_job(), tmp_path / "trial", {"cpu": 0.1}, 1, None, settings, 0).to_json()
     assert result["train_steps"] == 2 and (tmp_path / "trial" / "result.json").is_file()
     warnings = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning: W&B")]
     assert warnings == [
@@ -233,7 +233,7 @@ def test_wandb_error_while_training_is_a_warning(tmp_path, tiny_model_dir, monke
 
     monkeypatch.setattr(Run, "log", broken_log)
     settings = tracking.Tracking("offline", "smoke", "smoke", str(tmp_path), "smoke")
-    result = run_job(_smoke_job(), tmp_path / "trial", {"cpu": 0.1}, 1, None, settings, 0)
+    result = run_job(_smoke_job(), tmp_path / "trial", {"cpu": 0.1}, 1, None, settings, 0).to_json()
     assert result["train_steps"] == 2
     err = capfd.readouterr().err
     assert err.count("warning: W&B training log failed (RuntimeError: wandb service died)") == 1

@@ -163,7 +163,7 @@ def run(
         report_study(tracking, frame, {"study": study.model_dump(mode="json"), "scale": chosen})
     console.print(f"Results: {markdown} and {parquet}; trial folders under {sweeps_dir / study.name / 'trials'}")
     _report_after_run(sweeps_dir / study.name)
-    failed = [job for job in [j.trial_id for j in trials] if job not in {r["trial_id"] for r in results}]
+    failed = [job for job in [j.trial_id for j in trials] if job not in {r.trial_id for r in results}]
     if failed:
         fail(f"{len(failed)} trial(s) did not finish (see `tina-sweep status`): {', '.join(failed[:3])}", 1)
 

@@ -20,6 +20,8 @@ from typing import Any, Literal
 
 import polars as pl
 
+from tina_sweep.trial.result import BenchmarkSummary, TrialResult
+
 Which = Literal["final", "best"]
 BASE_ARM = "base"
 BASE_LABEL = "base model"
@@ -88,7 +90,7 @@ def load_study_info(sweep_dir: Path) -> StudyInfo:
     if not path.is_file():
         axes: dict[str, list[Any]] = {}
         for result in _read_results(sweep_dir, None):
-            for name, value in result.get("axes", {}).items():
+            for name, value in result.axes.items():
                 if name != "seed" and value not in axes.setdefault(name, []):
                     axes[name].append(value)
         return StudyInfo(sweep_dir.name, None, "grid", axes, {}, [])
@@ -106,7 +108,7 @@ def load_study_info(sweep_dir: Path) -> StudyInfo:
     )
 
 
-def _read_results(sweep_dir: Path, job_ids: list[str] | None) -> list[dict[str, Any]]:
+def _read_results(sweep_dir: Path, job_ids: list[str] | None) -> list[TrialResult]:
     trials = sweep_dir / "trials"
     if job_ids is None:
         job_ids = sorted(p.name for p in trials.iterdir()) if trials.is_dir() else []
@@ -114,15 +116,11 @@ def _read_results(sweep_dir: Path, job_ids: list[str] | None) -> list[dict[str, 
     for job_id in job_ids:
         path = trials / job_id / "result.json"
         if path.is_file():
-            result = read_json(path)
-            missing = [key for key in RESULT_KEYS if not isinstance(result, dict) or key not in result]
-            if missing:
-                raise ReportError(f"{path}: not a trial result (no {missing[0]!r})")
-            results.append(result)
+            try:
+                results.append(TrialResult.parse(read_json(path), str(path)))
+            except ValueError as error:
+                raise ReportError(str(error)) from None
     return results
-
-
-RESULT_KEYS = ("trial_id", "kind", "pass_at_1", "cost")
 
 
 def arm_of(axes: dict[str, Any], kind: str) -> str:
@@ -158,19 +156,18 @@ class Checkpoint:
     eval_dir: str  # relative to the trial folder
 
 
-def choose_checkpoint(result: dict[str, Any], which: Which) -> Checkpoint:
+def choose_checkpoint(result: TrialResult, which: Which) -> Checkpoint:
     """The final evaluation, or with ``best`` the evaluated checkpoint with the highest average Pass@1."""
-    final = Checkpoint("final", result.get("train_steps", 0), result["pass_at_1"], "eval")
-    if which == "final" or not result.get("checkpoints"):
+    final = Checkpoint("final", result.train_steps, result.pass_at_1, "eval")
+    if which == "final" or not result.checkpoints:
         return final
     if which != "best":
         raise ReportError(f"which must be 'final' or 'best', got {which!r}")
     best, best_average = final, _average(final.pass_at_1)
-    for name, entry in sorted(result["checkpoints"].items(), key=lambda item: item[1].get("step", 0)):
-        average = entry.get("average", _average(entry["pass_at_1"]))
-        if average > best_average:
-            best = Checkpoint(name, entry["step"], entry["pass_at_1"], entry.get("eval_dir", f"eval/{name}"))
-            best_average = average
+    for name, entry in sorted(result.checkpoints.items(), key=lambda item: item[1].step):
+        if entry.mean > best_average:
+            best = Checkpoint(name, entry.step, entry.pass_at_1, entry.eval_dir or f"eval/{name}")
+            best_average = entry.mean
     return best
 
 
@@ -194,10 +191,10 @@ def training_set_size(dataset: dict[str, Any], seed: int = 0) -> int | None:
     return _training_set_size(json.dumps(dataset, sort_keys=True), seed)
 
 
-def global_batch(result: dict[str, Any], spec: dict[str, Any]) -> tuple[int | None, int | None]:
+def global_batch(result: TrialResult | None, spec: dict[str, Any]) -> tuple[int | None, int | None]:
     """Prompts and completions per optimizer step of a trial: as result.json recorded them, else from its spec
     (prompts_per_step x gradient_accumulation_steps x global_batch_processes, x num_generations)."""
-    recorded = result.get("global_batch") or {}
+    recorded = (result.global_batch if result is not None else None) or {}
     if recorded.get("prompts_per_step"):
         return recorded["prompts_per_step"], recorded.get("completions_per_step")
     training = spec.get("training")
@@ -218,15 +215,15 @@ def steps_pct_epoch(spec: dict[str, Any], steps: int, prompts_per_step: int | No
     if not size:
         return None
     if prompts_per_step is None:
-        prompts_per_step = global_batch({}, spec)[0]
+        prompts_per_step = global_batch(None, spec)[0]
     return None if prompts_per_step is None else 100.0 * steps * prompts_per_step / size
 
 
-def _trial_spec(result: dict[str, Any], info: StudyInfo, trial_dir: Path) -> dict[str, Any]:
-    if "spec" in result:
-        return result["spec"]
-    if result["trial_id"] in info.jobs:
-        return info.jobs[result["trial_id"]]["spec"]
+def _trial_spec(result: TrialResult, info: StudyInfo, trial_dir: Path) -> dict[str, Any]:
+    if result.spec is not None:
+        return result.spec
+    if result.trial_id in info.jobs:
+        return info.jobs[result.trial_id]["spec"]
     spec_file = trial_dir / "spec.json"
     record = read_json(spec_file) if spec_file.is_file() else {}
     return record.get("spec", {}) if isinstance(record, dict) else {}
@@ -250,11 +247,11 @@ FRAME_TAIL = ["seed", "benchmark", "pass_at_1", "problems", "samples_per_problem
               "total_usd", "checkpoint", "prompts_per_step", "completions_per_step", "grader"]
 
 
-def grader_of(detail: dict[str, Any], spec: dict[str, Any]) -> str:
+def grader_of(detail: BenchmarkSummary, spec: dict[str, Any]) -> str:
     """What graded a benchmark's number: as result.json records it; for results written before it did, the
     lighteval backend's own metrics or else the strict grader (the only one there was)."""
-    if detail.get("grader"):
-        return str(detail["grader"])
+    if detail.grader:
+        return detail.grader
     return "lighteval" if spec.get("eval", {}).get("backend") == "lighteval" else "strict"
 
 
@@ -267,26 +264,26 @@ def load_frame(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
         raise ReportError(f"{sweep_dir}: no finished trial yet (no trials/*/result.json)")
     rows: list[dict[str, Any]] = []
     for result in results:
-        trial_dir = sweep_dir / "trials" / result["trial_id"]
+        trial_dir = sweep_dir / "trials" / result.trial_id
         spec = _trial_spec(result, info, trial_dir)
         checkpoint = choose_checkpoint(result, which)
-        kind, axes, cost = result["kind"], result.get("axes", {}), result["cost"]
+        kind, axes, cost = result.kind, result.axes, result.cost
         seed = spec.get("seed", axes.get("seed")) if kind == "trial" else None
         steps = checkpoint.step if kind == "trial" else 0
         prompts, completions = global_batch(result, spec) if kind == "trial" else (None, None)
         pct = steps_pct_epoch(spec, steps, prompts) if kind == "trial" else None
         for benchmark, value in checkpoint.pass_at_1.items():
-            detail = result.get("benchmarks", {}).get(benchmark, {})
+            detail = result.benchmarks.get(benchmark, BenchmarkSummary())
             rows.append({
-                "study": info.name, "trial_id": result["trial_id"], "kind": kind, "arm": arm_of(axes, kind),
+                "study": info.name, "trial_id": result.trial_id, "kind": kind, "arm": arm_of(axes, kind),
                 "label": label_of(axes, kind), **{f"axis:{a}": axes.get(a) for a in info.axes},
                 "seed": seed, "benchmark": benchmark, "pass_at_1": float(value),
-                "problems": detail.get("problems"), "samples_per_problem": detail.get("samples_per_problem"),
+                "problems": detail.problems, "samples_per_problem": detail.samples_per_problem,
                 "train_steps": steps, "steps_pct_epoch": pct,
-                "train_seconds": cost.get("train_seconds"), "eval_seconds": cost.get("eval_seconds"),
-                "device": cost.get("device"), "device_count": cost.get("device_count"),
-                "device_hours": cost.get("device_hours"), "train_usd": cost.get("train_usd"),
-                "eval_usd": cost.get("eval_usd"), "total_usd": cost.get("total_usd"), "checkpoint": checkpoint.name,
+                "train_seconds": cost.train_seconds, "eval_seconds": cost.eval_seconds,
+                "device": cost.device, "device_count": cost.device_count,
+                "device_hours": cost.device_hours, "train_usd": cost.train_usd,
+                "eval_usd": cost.eval_usd, "total_usd": cost.total_usd, "checkpoint": checkpoint.name,
                 "prompts_per_step": prompts, "completions_per_step": completions,
                 "grader": grader_of(detail, spec),
             })
@@ -337,10 +334,10 @@ def load_outcomes(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
     info = load_study_info(sweep_dir)
     columns: dict[str, list[Any]] = {k: [] for k in OUTCOME_SCHEMA}
     for result in _read_results(sweep_dir, list(info.jobs) or None):
-        trial_dir = sweep_dir / "trials" / result["trial_id"]
+        trial_dir = sweep_dir / "trials" / result.trial_id
         spec = _trial_spec(result, info, trial_dir)
         checkpoint = choose_checkpoint(result, which)
-        kind, axes = result["kind"], result.get("axes", {})
+        kind, axes = result.kind, result.axes
         seed = spec.get("seed", axes.get("seed")) if kind == "trial" else None
         for benchmark in checkpoint.pass_at_1:
             path = trial_dir / checkpoint.eval_dir / f"{benchmark}.jsonl"
@@ -352,7 +349,7 @@ def load_outcomes(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
                     raise ReportError(f"{path}: a line is not a problem outcome (no 'id' or 'success_rate')")
                 problem = str(row["id"])
                 seen[problem] = seen.get(problem, 0) + 1
-                columns["trial_id"].append(result["trial_id"])
+                columns["trial_id"].append(result.trial_id)
                 columns["arm"].append(arm_of(axes, kind))
                 columns["seed"].append(seed)
                 columns["benchmark"].append(benchmark)

@@ -10,6 +10,8 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
+from tina_sweep.trial.result import TrialResult
+
 
 def _axis_order(axes: dict[str, Any], axis_names: list[str]) -> tuple:
     """Rows in axis order: numbers by value (rank 4 before 16), anything else by its text."""
@@ -21,31 +23,34 @@ def _axis_order(axes: dict[str, Any], axis_names: list[str]) -> tuple:
     return tuple(key)
 
 
-def results_frame(results: list[dict[str, Any]], axis_names: list[str]) -> pl.DataFrame:
+def results_frame(results: list[TrialResult], axis_names: list[str]) -> pl.DataFrame:
     """One row per trial: kind, axis values, Pass@1 per benchmark, average, n, steps, cost."""
-    benchmarks = sorted({b for r in results for b in r["pass_at_1"]})
+    benchmarks = sorted({b for r in results for b in r.pass_at_1})
     rows = []
-    for r in sorted(results, key=lambda r: (r["kind"] != "baseline", _axis_order(r["axes"], axis_names),
-                                            r["trial_id"])):
-        row: dict[str, Any] = {"trial_id": r["trial_id"], "kind": r["kind"]}
+    for r in sorted(results, key=lambda r: (r.kind != "baseline", _axis_order(r.axes, axis_names), r.trial_id)):
+        row: dict[str, Any] = {"trial_id": r.trial_id, "kind": r.kind}
         for axis in axis_names:
-            value = r["axes"].get(axis)
+            value = r.axes.get(axis)
             row[axis] = None if value is None else str(value)
         for name in benchmarks:
-            row[name] = r["pass_at_1"].get(name)
-        row["average"] = r["average"]
-        row["n"] = sum(r["benchmarks"][b]["problems"] * r["benchmarks"][b]["samples_per_problem"]
-                       for b in r["benchmarks"])
-        row["train_steps"] = r["train_steps"]
-        row["train_s"] = round(r["cost"]["train_seconds"], 1)
-        row["eval_s"] = round(r["cost"]["eval_seconds"], 1)
-        row["tokens"] = r["cost"]["train_tokens"] + r["cost"]["eval_tokens"]
-        row["peak_mem_gb"] = round(r["cost"]["peak_memory_gb"], 2)
-        row["cost_usd"] = r["cost"]["total_usd"]
-        row["device"] = r["cost"]["device"]
-        row["grader"] = ", ".join(dict.fromkeys(r["benchmarks"][b].get("grader", "strict") for b in r["benchmarks"]))
+            row[name] = r.pass_at_1.get(name)
+        row["average"] = r.average
+        row["n"] = sum((b.problems or 0) * (b.samples_per_problem or 0) for b in r.benchmarks.values())
+        row["train_steps"] = r.train_steps
+        cost = r.cost
+        row["train_s"] = _rounded(cost.train_seconds, 1)
+        row["eval_s"] = _rounded(cost.eval_seconds, 1)
+        row["tokens"] = (cost.train_tokens or 0) + (cost.eval_tokens or 0)
+        row["peak_mem_gb"] = _rounded(cost.peak_memory_gb, 2)
+        row["cost_usd"] = cost.total_usd
+        row["device"] = cost.device
+        row["grader"] = ", ".join(dict.fromkeys(b.grader or "strict" for b in r.benchmarks.values()))
         rows.append(row)
     return pl.DataFrame(rows)
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def write_results(frame: pl.DataFrame, sweep_dir: Path) -> tuple[Path, Path]:

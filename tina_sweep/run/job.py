@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from tina_sweep.trial.attempts import write_json_atomic
 from tina_sweep.trial.spec import BaselineSpec, TrialSpec
+from tina_sweep.trial.result import TrialResult
 from tina_sweep.trial.trial import Trial
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class Trained:
 
 def run_job(job: Trial, trial_dir: Path, prices: dict[str, float], threads: int | None = None,
             progress: Any = None, tracking: Tracking | None = None, eval_checkpoints: int = 0,
-            defer_eval: bool = False) -> dict[str, Any] | None:
+            defer_eval: bool = False) -> TrialResult | None:
     """Run a job to completion in this process and return (and write) its result. ``tracking`` opens a W&B run
     per phase (train, eval); ``eval_checkpoints`` K > 0 also evaluates every K-th saved checkpoint.
     ``defer_eval``: train only, write ``trained.json`` and return None (``evaluate_together`` evaluates later)."""
@@ -115,13 +116,14 @@ def run_job(job: Trial, trial_dir: Path, prices: dict[str, float], threads: int 
                 eval_seconds += sum(c["eval_seconds"] for c in checkpoints.values())
         result = job_result(job, trained, results, checkpoints, more, eval_seconds, prices)
         record_eval(run, result)
-    write_json_atomic(trial_dir / "result.json", result)
+    write_json_atomic(trial_dir / "result.json", result.to_json())
     return result
 
 
 def job_result(job: Trial, trained: Trained, results: list, checkpoints: dict[str, dict[str, Any]], more: list,
-               eval_seconds: float, prices: dict[str, float]) -> dict[str, Any]:
-    """The result.json of a job: Pass@1 per benchmark, cost (training and evaluation), checkpoints."""
+               eval_seconds: float, prices: dict[str, float], engine: dict[str, Any] | None = None) -> TrialResult:
+    """The result of a job (``result.json``): Pass@1 per benchmark, cost (training and evaluation), checkpoints;
+    ``engine``: the shared vLLM engine that evaluated it."""
     from tina_sweep.trial.cost import trial_cost
     from tina_sweep.trial.evaluate import summary
 
@@ -129,29 +131,17 @@ def job_result(job: Trial, trained: Trained, results: list, checkpoints: dict[st
     cost = trial_cost(trained.seconds, eval_seconds, trained.tokens, sum(r.generated_tokens for r in results_all),
                       prices)
     pass_at_1 = {r.benchmark: r.pass_at_1 for r in results}
-    result = {
-        "trial_id": job.trial_id,
-        "kind": job.kind,
-        "axes": job.axes,
-        "pass_at_1": pass_at_1,
-        "average": sum(pass_at_1.values()) / len(pass_at_1),
-        "benchmarks": summary(results),
-        "train_steps": trained.steps,
-        "global_batch": trained.global_batch or None,
-        "resumed_from_checkpoint": trained.resumed,
-        "train_attempts": trained.attempts,
-        "final_train_reward": trained.final_reward,
-        "cost": cost.as_dict(),
-        "eval_problems_per_second": sum(r.problems for r in results_all) / max(eval_seconds, 1e-9),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if checkpoints:
-        result["checkpoints"] = checkpoints
-    return result
+    return TrialResult(
+        trial_id=job.trial_id, kind=job.kind, axes=job.axes, pass_at_1=pass_at_1,
+        average=sum(pass_at_1.values()) / len(pass_at_1), benchmarks=summary(results), train_steps=trained.steps,
+        global_batch=trained.global_batch or None, resumed_from_checkpoint=trained.resumed,
+        train_attempts=trained.attempts, final_train_reward=trained.final_reward, cost=cost.as_dict(),
+        eval_problems_per_second=sum(r.problems for r in results_all) / max(eval_seconds, 1e-9),
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), checkpoints=checkpoints, eval_engine=engine)
 
 
 def evaluate_together(entries: list[tuple[Trial, Path]], prices: dict[str, float], tracking: Tracking | None = None,
-                      eval_checkpoints: int = 0, on_progress: Any = None) -> list[dict[str, Any]]:
+                      eval_checkpoints: int = 0, on_progress: Any = None) -> list[TrialResult]:
     """``eval.backend = "vllm"``: evaluate jobs that share a model and evaluation settings through ONE engine (the
     base model loaded once; each trial's adapter, and every ``eval_checkpoints``-th checkpoint, a LoRARequest of
     one generate call) and write each job's result.json. Trials must have run with ``defer_eval`` (their
@@ -201,9 +191,9 @@ def evaluate_together(entries: list[tuple[Trial, Path]], prices: dict[str, float
             block[f"checkpoint-{trained.steps}"] = _checkpoint_entry(trained.steps, results, 0.0)
         eval_seconds = evaluator.load_seconds / len(entries) + sum(r.wall_seconds for r in results + more)
         with tracked(tracking, "eval", job) as run:
-            result = {**job_result(job, trained, results, block, more, eval_seconds, prices), "eval_engine": engine}
+            result = job_result(job, trained, results, block, more, eval_seconds, prices, engine)
             record_eval(run, result)
-        write_json_atomic(trial_dir / "result.json", result)
+        write_json_atomic(trial_dir / "result.json", result.to_json())
         written.append(result)
     return written
 

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tina_sweep.trial.attempts import write_json_atomic
 from tina_sweep.ledger.store import Ledger
 from tina_sweep.study.study import Study
+from tina_sweep.trial.result import TrialResult
 from tina_sweep.trial.trial import Trial
 from tina_sweep.run.tracking import Tracking
 
@@ -159,11 +160,12 @@ class _RichDisplay:
         if task is not None:
             self.ui.remove_task(task)
 
-    def finished(self, job: Trial, result: dict[str, Any], reused: bool) -> None:
+    def finished(self, job: Trial, result: TrialResult, reused: bool) -> None:
         self._end(job)
-        how = "its result was already written" if reused else \
-            f"{result['cost']['train_seconds']:.0f}s train, {result['cost']['eval_seconds']:.0f}s eval"
-        console.print(f"[green]done[/] {job.trial_id}: average Pass@1 {result['average']:.3f} ({how})")
+        from tina_sweep.run.worker import finished_how
+
+        console.print(f"[green]done[/] {job.trial_id}: average Pass@1 {result.average:.3f} "
+                      f"({finished_how(result, reused)})")
 
     def evaluating(self, jobs: list[Trial]) -> None:
         from tina_sweep.run.worker import shared_engine_line
@@ -184,7 +186,7 @@ class _RichDisplay:
         console.print(f"[red]failed[/] {job.trial_id}: {escape(line)}", highlight=False)
 
 
-def collect_results(ledger: Ledger, job_ids: list[str]) -> list[dict[str, Any]]:
+def collect_results(ledger: Ledger, job_ids: list[str]) -> list[TrialResult]:
     """The result of every finished job among ``job_ids``, read from the ledger (trial folders hold the same
     JSON)."""
     attempts = ledger.by_job()
@@ -192,5 +194,5 @@ def collect_results(ledger: Ledger, job_ids: list[str]) -> list[dict[str, Any]]:
     for job_id in job_ids:
         finished = [a for a in attempts.get(job_id, []) if a.state.name == "COMPLETE" and "result" in a.user_attrs]
         if finished:
-            results.append(finished[0].user_attrs["result"])
+            results.append(TrialResult.parse(finished[0].user_attrs["result"], f"the ledger's result of {job_id}"))
     return results

@@ -22,6 +22,7 @@ from tina_sweep.trial.train.wandb_guard import warn  # one warning format for ev
 if TYPE_CHECKING:
     import polars as pl
 
+    from tina_sweep.trial.result import TrialResult
     from tina_sweep.trial.trial import Trial
 
 # WANDB_MODE values (W&B's own convention) -> our modes
@@ -166,22 +167,22 @@ def train_summary(steps: int, seconds: float, tokens: int, final_reward: float |
             "final_train_reward": final_reward}
 
 
-def record_eval(run: Any | None, result: dict[str, Any]) -> None:
+def record_eval(run: Any | None, result: TrialResult) -> None:
     """An eval run: Pass@1 per benchmark, the average and the cost in the summary; checkpoints as a series."""
     if run is None:
         return
     try:
-        checkpoints = sorted(result.get("checkpoints", {}).values(), key=lambda c: c["step"])
+        checkpoints = sorted(result.checkpoints.values(), key=lambda c: c.step)
         if checkpoints:
             run.define_metric("checkpoint/step")
             run.define_metric("checkpoint/*", step_metric="checkpoint/step")
         for checkpoint in checkpoints:
-            run.log({"checkpoint/step": checkpoint["step"], "checkpoint/pass@1/average": checkpoint["average"],
-                     **{f"checkpoint/pass@1/{b}": v for b, v in checkpoint["pass_at_1"].items()}})
-        summary = {f"pass@1/{benchmark}": value for benchmark, value in result["pass_at_1"].items()}
-        summary["pass@1/average"] = result["average"]
-        summary.update({f"cost/{key}": value for key, value in result["cost"].items()})
-        summary["train_steps"] = result["train_steps"]
+            run.log({"checkpoint/step": checkpoint.step, "checkpoint/pass@1/average": checkpoint.mean,
+                     **{f"checkpoint/pass@1/{b}": v for b, v in checkpoint.pass_at_1.items()}})
+        summary = {f"pass@1/{benchmark}": value for benchmark, value in result.pass_at_1.items()}
+        summary["pass@1/average"] = result.average
+        summary.update({f"cost/{key}": value for key, value in result.cost.model_dump().items() if value is not None})
+        summary["train_steps"] = result.train_steps
         run.summary.update(summary)
     except Exception as error:
         warn("eval summary", error)

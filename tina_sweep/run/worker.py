@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 from tina_sweep.trial import attempts
 from tina_sweep.trial.attempts import write_json_atomic
+from tina_sweep.trial.result import TrialResult
 from tina_sweep.trial.trial import Trial
 from tina_sweep.ledger.store import Ledger, LedgerLockTimeout, worker_name
 from tina_sweep.run.secrets import mask_url
@@ -105,10 +106,17 @@ def plan_slots(workers: int, threads_per_worker: int | None = None, gpus: list[s
 class Display(Protocol):
     def claimed(self, job: Trial, attempt: int, slot: Slot) -> None: ...
     def progress(self, job: Trial, progress: dict[str, Any]) -> None: ...
-    def finished(self, job: Trial, result: dict[str, Any], reused: bool) -> None: ...
+    def finished(self, job: Trial, result: TrialResult, reused: bool) -> None: ...
     def failed(self, job: Trial, reason: str) -> None: ...
     def evaluating(self, jobs: list[Trial]) -> None: ...
     def abandoned(self, job: Trial, reason: str) -> None: ...
+
+
+def finished_how(result: TrialResult, reused: bool) -> str:
+    """How a finished job's line describes it: its training and evaluation time, or that it was already done."""
+    if reused:
+        return "recorded its finished result"
+    return f"{result.cost.train_seconds or 0:.0f}s train, {result.cost.eval_seconds or 0:.0f}s eval"
 
 
 def shared_engine_line(jobs: list[Trial]) -> str:
@@ -133,10 +141,8 @@ class LineDisplay:
     def progress(self, job: Trial, progress: dict[str, Any]) -> None:
         pass
 
-    def finished(self, job: Trial, result: dict[str, Any], reused: bool) -> None:
-        how = "recorded its finished result" if reused else \
-            f"{result['cost']['train_seconds']:.0f}s train, {result['cost']['eval_seconds']:.0f}s eval"
-        self._print(f"done {job.trial_id}: average Pass@1 {result['average']:.3f} ({how})")
+    def finished(self, job: Trial, result: TrialResult, reused: bool) -> None:
+        self._print(f"done {job.trial_id}: average Pass@1 {result.average:.3f} ({finished_how(result, reused)})")
 
     def failed(self, job: Trial, reason: str) -> None:
         self._print(mask_url(f"failed {job.trial_id}: {reason.splitlines()[-1][:200] if reason else ''}"))
@@ -343,7 +349,7 @@ class Worker:
                                          "updated": time.time()})
         return _Running(trial, job, slot, process, trial_dir)
 
-    def _record(self, job: _Running, result: dict[str, Any], reused: bool = False) -> None:
+    def _record(self, job: _Running, result: TrialResult, reused: bool = False) -> None:
         """Rename the attempt's folder into place and record it, under the ledger lock, if the attempt is still
         the job's live one; otherwise leave the folder for the retry (it finds the result there)."""
         with self.ledger.lock():
@@ -357,8 +363,8 @@ class Worker:
                     attempts.commit(job.trial_dir, self.sweep_dir, job.job.trial_id)
                 except FileExistsError:  # a result landed already (it stands): record that one
                     result, reused = attempts.finished_result(final, job.job.trial_id) or result, True
-            attrs = {"result": result, **({"reused_result": True} if reused else {})}
-            if not self.ledger.complete(job.trial, result["average"], attrs):
+            attrs = {"result": result.to_json(), **({"reused_result": True} if reused else {})}
+            if not self.ledger.complete(job.trial, result.average, attrs):
                 return
             live = {str(t.number) for t in self.ledger.by_job().get(job.job.trial_id, [])
                     if t.state.name == "RUNNING"}

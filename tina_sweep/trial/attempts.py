@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tina_sweep.trial.result import TrialResult
+
 ATTEMPTS = "attempts"
 TRAIN_PROGRESS = "train_progress.json"  # an attempt's own training time and tokens so far (written each step)
 EARLIER = "earlier_attempts.json"  # what the job's earlier attempts cost (written when an attempt starts)
@@ -128,16 +130,18 @@ def earlier_costs(folder: Path) -> list[dict[str, Any]]:
         return []
 
 
-def finished_result(folder: Path, job_id: str, eval_checkpoints: int = 0) -> dict[str, Any] | None:
+def finished_result(folder: Path, job_id: str, eval_checkpoints: int = 0) -> TrialResult | None:
     """The folder's result.json when it is complete and belongs to this job (with the checkpoint block asked
-    for)."""
+    for). A result.json of this job that does not match the schema raises ValueError (one line): that is a
+    version mismatch to see, not a result to redo silently."""
     try:
-        result = json.loads((folder / "result.json").read_text())
+        data = json.loads((folder / "result.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(result, dict) or result.get("trial_id") != job_id or "average" not in result:
+    if not isinstance(data, dict) or data.get("trial_id") != job_id:
         return None
-    if eval_checkpoints and result.get("kind") == "trial" and "checkpoints" not in result:
+    result = TrialResult.parse(data, str(folder / "result.json"))
+    if eval_checkpoints and result.kind == "trial" and not result.checkpoints:
         return None
     return result
 
