@@ -23,10 +23,11 @@ SEVEN_REWARDS = [{"name": "accuracy", "weight": 1.0}, {"name": "format", "weight
 study = Study(
     name="dataset",
     description="Training-dataset ablation",
+    recipe="tina_limr",
     axes={"dataset.name": ["open_r1", "open_thoughts", "deepscaler", "still3", "open_s1", "open_rs", "limr"]},
     scales={
         "paper": {
-            "base": {"algorithm.name": "grpo", "lora.rank": 32, "training.stop_at_step": 180},  # LIMR's stop step
+            "base": {"training.stop_at_step": 180},  # LIMR's stop step
             "linked": {"dataset.name": {
                 # recipe open_r1 / thoughts: seven rewards, 8 completions, one epoch, checkpoints every 100 steps
                 "open_r1": {"algorithm.rewards": SEVEN_REWARDS, "algorithm.num_generations": 8,
@@ -49,7 +50,7 @@ study = Study(
                 "limr": {},  # the paper preset is the LIMR recipe
             }},
         },
-        "cpu": {"axes": {"dataset.name": ["arithmetic", "gsm8k_train"]}},
-        "smoke": {"axes": {"dataset.name": ["arithmetic", "gsm8k_train"]}},
+        "cpu": {"recipe": "arithmetic_dr_grpo", "axes": {"dataset.name": ["arithmetic", "gsm8k_train"]}},
+        "smoke": {"recipe": "arithmetic_smoke", "axes": {"dataset.name": ["arithmetic", "gsm8k_train"]}},
     },
 )

@@ -10,11 +10,11 @@ from tina_sweep import Study
 study = Study(
     name="learning_rate",
     description="Learning-rate ablation at fixed LoRA rank",
+    recipe="tina_limr",  # LIMR, GRPO, LoRA rank 32
     axes={"training.learning_rate": [5e-7, 1e-6, 5e-6]},
     scales={
-        "paper": {"base": {"dataset.name": "limr", "algorithm.name": "grpo", "lora.rank": 32,
-                           "training.stop_at_step": 180}},
-        "cpu": {"axes": {"training.learning_rate": [5e-5, 2e-4, 5e-4]}},
-        "smoke": {"axes": {"training.learning_rate": [1e-3, 1e-2]}},
+        "paper": {"base": {"training.stop_at_step": 180}},
+        "cpu": {"recipe": "arithmetic_dr_grpo", "axes": {"training.learning_rate": [5e-5, 2e-4, 5e-4]}},
+        "smoke": {"recipe": "arithmetic_smoke", "axes": {"training.learning_rate": [1e-3, 1e-2]}},
     },
 )

@@ -13,14 +13,14 @@ from tina_sweep import Study
 study = Study(
     name="lora_rank",
     description="LoRA rank ablation; alpha follows rank (alpha = 4 x rank, as in the paper)",
+    recipe="tina_limr",  # the paper's: GRPO, format + accuracy rewards, LIMR, lr 1e-6
     base={"lora.alpha_per_rank": 4.0},
-    axes={"lora.rank": [4, 8, 16, 32, 64]},
+    axes={"lora.rank": [4, 8, 16, 32, 128]},
     scales={
-        "paper": {"base": {"dataset.name": "limr", "algorithm.name": "grpo", "training.learning_rate": 1e-6,
-                           "training.save_steps": 50, "training.stop_at_step": 180},
-                  "axes": {"lora.rank": [4, 8, 16, 32, 128]},
+        "paper": {"base": {"training.save_steps": 50, "training.stop_at_step": 180},
                   "linked": {"lora.rank": {"32": {"training.save_steps": 10}}}},
-        "cpu": {"axes": {"lora.rank": [4, 16, 64]}},
-        "smoke": {"axes": {"lora.rank": [2, 4]}},
+        # on 2 CPU cores: Dr.GRPO with accuracy + boxed-format rewards on arithmetic (docs/cpu_lora_rank.md)
+        "cpu": {"recipe": "arithmetic_dr_grpo", "axes": {"lora.rank": [4, 16, 64]}},
+        "smoke": {"recipe": "arithmetic_smoke", "axes": {"lora.rank": [2, 4]}},
     },
 )

@@ -20,11 +20,16 @@ from tina_sweep.trial.train.rewards import tina_cosine_params
 study = Study(
     name="rl_algorithm",
     description="GRPO vs Dr.GRPO",
+    recipe="tina_limr",  # at paper scale, with the open_rs3 recipe's fields below
     axes={"algorithm.name": ["grpo", "dr_grpo"]},
-    scales={"paper": {"base": {
-        "dataset.name": "open_rs", "lora.rank": 32, "prompt.system": OPEN_RS_SYSTEM_PROMPT,
-        "algorithm.rewards": [{"name": "format", "weight": 1.0},
-                              {"name": "cosine", "weight": 2.0, "params": tina_cosine_params(3584)}],
-        "algorithm.num_generations": 6, "training.max_steps": 1500, "training.stop_at_step": 850,
-        "training.save_steps": 50}}},
+    scales={
+        "cpu": {"recipe": "arithmetic_dr_grpo"},
+        "smoke": {"recipe": "arithmetic_smoke"},
+        "paper": {"base": {
+            "dataset.name": "open_rs", "prompt.system": OPEN_RS_SYSTEM_PROMPT,
+            "algorithm.rewards": [{"name": "format", "weight": 1.0},
+                                  {"name": "cosine", "weight": 2.0, "params": tina_cosine_params(3584)}],
+            "algorithm.num_generations": 6, "training.max_steps": 1500, "training.stop_at_step": 850,
+            "training.save_steps": 50}},
+    },
 )

@@ -34,6 +34,7 @@ L1 = {"dataset.name": "deepscaler", "training.max_steps": 11000, "training.stop_
 study = Study(
     name="tina_extra",
     description="Tina recipes without a published row",
+    recipe="tina_limr",  # what every Tina recipe shares; each axis value's linked fields set the rest
     axes={"recipe": ["2thought", "fastcurl", "l1_exact", "l1_max", "open_rs3_format_ablation",
                      "open_rs3_long_completion_ablation"]},
     linked={"recipe": {
@@ -59,7 +60,9 @@ study = Study(
                                                   "algorithm.vllm_gpu_memory_utilization": 0.7,
                                                   "algorithm.vllm_max_model_length": 9472},
         }}},
-        "cpu": {"axes": {"recipe": ["open_rs3_format_ablation", "open_rs3_long_completion_ablation"]}},
-        "smoke": {"axes": {"recipe": ["open_rs3_format_ablation", "open_rs3_long_completion_ablation"]}},
+        "cpu": {"recipe": "arithmetic_dr_grpo",
+                "axes": {"recipe": ["open_rs3_format_ablation", "open_rs3_long_completion_ablation"]}},
+        "smoke": {"recipe": "arithmetic_smoke",
+                  "axes": {"recipe": ["open_rs3_format_ablation", "open_rs3_long_completion_ablation"]}},
     },
 )

@@ -24,6 +24,7 @@ FORMAT_COSINE = [{"name": "format", "weight": 1.0},
 study = Study(
     name="tina_main",
     description="Tina main results: one trial per recipe of the main table",
+    recipe="tina_limr",  # what every Tina recipe shares; each axis value's linked fields set the rest
     axes={"recipe": ["still", "deepscaler", "open_rs1", "open_rs2", "open_rs3"]},
     linked={"recipe": {"open_rs2": {"algorithm.rewards": FORMAT_ACCURACY},
                        "open_rs3": {"algorithm.rewards": FORMAT_COSINE}}},
@@ -45,7 +46,7 @@ study = Study(
                          "training.stop_at_step": 850, "training.save_steps": 50,
                          "prompt.system": OPEN_RS_SYSTEM_PROMPT},
         }}},
-        "cpu": {"axes": {"recipe": ["open_rs2", "open_rs3"]}},
-        "smoke": {"axes": {"recipe": ["open_rs2", "open_rs3"]}},
+        "cpu": {"recipe": "arithmetic_dr_grpo", "axes": {"recipe": ["open_rs2", "open_rs3"]}},
+        "smoke": {"recipe": "arithmetic_smoke", "axes": {"recipe": ["open_rs2", "open_rs3"]}},
     },
 )

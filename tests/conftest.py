@@ -52,7 +52,7 @@ def tiny_model_dir(tina_cache) -> Path:
 
 def smoke_tree(**dotted) -> dict:
     """The smoke preset with dotted overrides applied (``smoke_tree(**{"lora.rank": 2})``)."""
-    from tina_sweep.study.scales import scale_preset
+    from tina_sweep.study.recipes import preset as scale_preset
     from tina_sweep.study.study import set_dotted
 
     tree = scale_preset("smoke")

@@ -20,7 +20,7 @@ from tina_sweep.trial.evaluate import vllm_backend as vb
 from tina_sweep.trial.spec import EvalSpec, PromptSpec
 from tina_sweep.trial.datasets import load_benchmark
 from tina_sweep.trial.evaluate import evaluation_prompt
-from tina_sweep.study.scales import scale_preset
+from tina_sweep.study.recipes import preset as scale_preset
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_EVAL = EvalSpec.model_validate(scale_preset("paper")["eval"])

@@ -195,7 +195,7 @@ def test_plan_lists_trials():
     result = invoke("plan", SMOKE, "--scale", "smoke")
     assert result.exit_code == 0, result.output
     out = flat(result.stdout)
-    assert "smoke at scale smoke: 2 trials + base model" in out
+    assert "smoke at scale smoke, recipe arithmetic_smoke: 2 trials + base model" in out
     assert "rank=2-s42-" in out and "rank=4-s42-" in out
     assert "2/8" in out and "4/16" in out  # lora r/alpha
 

@@ -22,7 +22,7 @@ def test_grid_two_axes_two_values_two_seeds():
         # labels carry the axis values and, with several seeds, the seed
         assert trial.axes == {"lora.rank": trial.spec.lora.rank,
                               "training.learning_rate": trial.spec.training.learning_rate, "seed": trial.spec.seed}
-        assert trial.trial_id.startswith(f"rank={trial.spec.lora.rank}-learning_rate=")
+        assert trial.trial_id.startswith(f"rank={trial.spec.lora.rank}-lr=")
         assert f"-s{trial.spec.seed}-" in trial.trial_id
         assert trial.trial_id.endswith(trial.spec.trial_hash())
         # everything else comes from the smoke preset

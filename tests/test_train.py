@@ -246,7 +246,7 @@ def _tina_global_prompts() -> tuple[int, int]:
 @pytest.mark.parametrize("processes", [1, 2, 4])
 def test_paper_preset_global_batch_is_tinas(tmp_path, processes):
     from tina_sweep.trial.spec import TrialSpec
-    from tina_sweep.study.scales import scale_preset
+    from tina_sweep.study.recipes import preset as scale_preset
     from tina_sweep.trial.train.trainer import grpo_config_kwargs
 
     tina_prompts, tina_processes = _tina_global_prompts()

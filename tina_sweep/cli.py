@@ -153,7 +153,9 @@ def run(
                                  storage)
     if not results:
         fail("no trial finished", 1)
-    axis_names = list({**study.axes, **study.scales.get(chosen, _empty()).axes})
+    from tina_sweep.study.study import at_scale
+
+    axis_names = list(at_scale(study, chosen).axes)
     frame = results_frame(results, axis_names)
     parquet, markdown = write_results(frame, sweeps_dir / study.name)
     print_results(frame, axis_names, console)
@@ -257,20 +259,17 @@ def worker(
                   f"{study.name} is waiting or running", highlight=False)
 
 
-def _empty():
-    from tina_sweep.study.study import ScaleOverride
-
-    return ScaleOverride()
-
-
 @app.command()
 def plan(
     study_file: Path = typer.Argument(..., help="a study file"),
     scale: Scale = typer.Option(Scale.cpu, help="which scale to resolve the trials at"),
 ) -> None:
     """List the trials a study resolves to (ids, axis values), without running anything."""
+    from tina_sweep.study.study import at_scale
+
     study, trials = _load(study_file, scale.value)
-    table = Table(title=f"{study.name} at scale {scale.value}: {len(trials)} trials + base model")
+    recipe = at_scale(study, scale.value).recipe
+    table = Table(title=f"{study.name} at scale {scale.value}, recipe {recipe}: {len(trials)} trials + base model")
     table.add_column("trial id")
     table.add_column("axes")
     table.add_column("lora r/alpha")

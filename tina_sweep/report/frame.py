@@ -19,8 +19,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+from pydantic import ValidationError
 
 from tina_sweep.trial.result import BenchmarkSummary, TrialResult
+from tina_sweep.study.scales import SCALES
+from tina_sweep.study.study import Study, StudyAtScale, at_scale
+from tina_sweep.trial.spec import first_error_line
+from tina_sweep.trial.trial import axis_short_name
 
 Which = Literal["final", "best"]
 BASE_ARM = "base"
@@ -98,14 +103,21 @@ def load_study_info(sweep_dir: Path) -> StudyInfo:
     if not isinstance(payload, dict) or not isinstance(payload.get("study"), dict):
         raise ReportError(f"{path}: not a study record (no 'study' object)")
     study, scale = payload["study"], payload.get("scale")
-    override = study.get("scales", {}).get(scale or "", {}) or {}
-    return StudyInfo(
-        name=study["name"], scale=scale, design=study.get("design", "grid"),
-        axes={**study["axes"], **(override.get("axes") or {})},
-        base={**study.get("base", {}), **(override.get("base") or {})},
-        seeds=override.get("seeds") or study.get("seeds", []),
-        jobs={job["trial_id"]: job for job in payload.get("jobs", [])},
-    )
+    plan = definition_at_scale(study, scale, path)
+    return StudyInfo(name=study["name"], scale=scale, design=study.get("design", "grid"), axes=plan.axes,
+                     base=plan.base, seeds=plan.seeds, jobs={job["trial_id"]: job for job in payload.get("jobs", [])})
+
+
+def definition_at_scale(study: dict[str, Any], scale: str | None, where: Path | str = "study.json") -> StudyAtScale:
+    """A recorded study definition as it ran at ``scale`` (the study's own ``at_scale``); without a scale, as
+    defined. Raises ReportError (one line) when the record is not a study definition."""
+    try:
+        definition = Study.model_validate(study)
+    except ValidationError as error:
+        raise ReportError(f"{where}: not a study definition: {first_error_line(error)}") from None
+    if scale is None or scale not in SCALES:
+        return StudyAtScale(scale or "", definition.recipe or "", definition.base, definition.axes, definition.seeds)
+    return at_scale(definition, scale)
 
 
 def _read_results(sweep_dir: Path, job_ids: list[str] | None) -> list[TrialResult]:
@@ -127,7 +139,7 @@ def arm_of(axes: dict[str, Any], kind: str) -> str:
     """The arm a trial belongs to: its axis values without the seed (``rank=4``), ``base`` for the baseline."""
     if kind == "baseline":
         return BASE_ARM
-    parts = [f"{name.split('.')[-1]}={_text(value)}" for name, value in axes.items() if name != "seed"]
+    parts = [f"{axis_short_name(name)}={_text(value)}" for name, value in axes.items() if name != "seed"]
     return "-".join(p.replace("/", "_").replace(" ", "") for p in parts) or "default"
 
 

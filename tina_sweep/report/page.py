@@ -57,16 +57,18 @@ def study_definition(study: dict[str, Any]) -> list[tuple[str, str]]:
     Takes ``study.json`` as written by a sweep ({"study": ..., "scale": ..., "jobs": [...]}) or the study
     definition itself; with a scale, its overrides are applied as the sweep applied them.
     """
+    from tina_sweep.report.frame import definition_at_scale
+
     record = study.get("study", study)
     scale = study.get("scale")
-    override = (record.get("scales") or {}).get(scale) or {} if scale else {}
-    axes = {**(record.get("axes") or {}), **(override.get("axes") or {})}
-    base = {**(record.get("base") or {}), **(override.get("base") or {})}
-    seeds = override.get("seeds") or record.get("seeds") or []
+    plan = definition_at_scale(record, scale)
+    axes, base, seeds = plan.axes, plan.base, plan.seeds
     rows = [("name", _cell(str(record.get("name", "")))),
             ("description", _cell(str(record.get("description") or "")))]
     if scale:
         rows.append(("scale", _cell(str(scale))))
+    if plan.recipe:
+        rows.append(("recipe", _cell(plan.recipe)))
     if record.get("design"):
         rows.append(("design", _cell(str(record["design"]))))
     rows.append(("axes", "; ".join(f"{_value(k)} = " + ", ".join(_value(v) for v in values)

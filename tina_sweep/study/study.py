@@ -1,8 +1,9 @@
 """Studies: a base spec, axes over dotted fields, seeds and a design -> a list of fully resolved trials.
 
-A study file is a short Python file that builds ``study = Study(...)``. The science (axes, algorithm, data,
-benchmarks) lives in the study; the size of the run is a *scale* (``smoke``, ``cpu``, ``paper``) whose preset
-fills every budget field, and a study may add per-scale overrides (other axis values, say).
+A study file is a short Python file that builds ``study = Study(...)``. The science lives in the study: the
+recipe it names (``tina_sweep.study.recipes``: algorithm, rewards, data, prompt, LoRA, optimiser), its base fields
+and its axes. The size of the run is a *scale* (``smoke``, ``cpu``, ``paper``: the model, the budget and the
+benchmarks), and a study may change anything per scale (another recipe, other axis values, say).
 """
 
 from __future__ import annotations
@@ -18,22 +19,32 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tina_sweep.trial.spec import ConfigError, TrialSpec, first_error_line
-from tina_sweep.study.scales import SCALES, scale_preset
-from tina_sweep.trial.trial import Trial
+from tina_sweep.study.recipes import RECIPES, preset, recipe_for
+from tina_sweep.study.scales import SCALES
+from tina_sweep.trial.trial import Trial, axis_short_name
 
 Design = Literal["grid", "one_at_a_time"]
 # axis -> axis value (as str) -> dotted fields set together with that value
 Linked = dict[str, dict[str, dict[str, Any]]]
 
 
+def _known_recipe(recipe: str | None) -> str | None:
+    if recipe is not None and recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r} (known: {', '.join(RECIPES)})")
+    return recipe
+
+
 class ScaleOverride(BaseModel):
-    """What a study changes at one scale: base fields, axis values, seeds."""
+    """What a study changes at one scale: its recipe, base fields, axis values, seeds."""
 
     model_config = ConfigDict(extra="forbid")
+    recipe: str | None = Field(None, description="the recipe at this scale (default: the study's)")
     base: dict[str, Any] = Field(default_factory=dict)
     axes: dict[str, list[Any]] = Field(default_factory=dict)
     seeds: list[int] | None = None
     linked: Linked = Field(default_factory=dict)
+
+    _check_recipe = field_validator("recipe")(_known_recipe)
 
 
 class Study(BaseModel):
@@ -42,6 +53,8 @@ class Study(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
     description: str = ""
+    recipe: str | None = Field(None, description="the science every trial starts from (tina_sweep.study.recipes); "
+                                                 "None: each scale's default recipe")
     base: dict[str, Any] = Field(default_factory=dict, description="dotted field -> value, at every scale")
     axes: dict[str, list[Any]] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
@@ -54,6 +67,8 @@ class Study(BaseModel):
                     "entirely by their linked fields")
     evaluate_base_model: bool = True
     wandb_project: str | None = Field(None, description="W&B project (default: the study's name)")
+
+    _check_recipe = field_validator("recipe")(_known_recipe)
 
     @field_validator("axes")
     @classmethod
@@ -91,6 +106,25 @@ class Study(BaseModel):
         return scales
 
 
+@dataclass(frozen=True)
+class StudyAtScale:
+    """A study as it runs at one scale: the scale's overrides applied to its recipe, base, axes and seeds (linked
+    fields are merged, and checked, by ``resolve``)."""
+
+    scale: str
+    recipe: str
+    base: dict[str, Any]
+    axes: dict[str, list[Any]]
+    seeds: list[int]
+
+
+def at_scale(study: Study, scale: str) -> StudyAtScale:
+    """What ``study`` runs at ``scale``: per field, the scale's override wins over the study's."""
+    override = study.scales.get(scale, ScaleOverride())
+    return StudyAtScale(scale, recipe_for(scale, override.recipe or study.recipe), {**study.base, **override.base},
+                        {**study.axes, **override.axes}, override.seeds or study.seeds)
+
+
 def set_dotted(tree: dict, dotted: str, value: Any) -> None:
     """``set_dotted(d, "lora.rank", 8)`` sets ``d["lora"]["rank"] = 8``, creating sections as needed."""
     *sections, leaf = dotted.split(".")
@@ -120,9 +154,8 @@ def axis_points(axes: dict[str, list[Any]], design: Design, base_values: dict[st
 def resolve(study: Study, scale: str) -> list[Trial]:
     """Every trial of ``study`` at ``scale``, fully validated; raises ConfigError with one line on bad input."""
     override = study.scales.get(scale, ScaleOverride())
-    axes = {**study.axes, **override.axes}
-    base_values = {**study.base, **override.base}
-    seeds = override.seeds or study.seeds
+    plan = at_scale(study, scale)
+    axes, base_values, seeds = plan.axes, plan.base, plan.seeds
     linked = _linked_at(study, override, axes, scale)
     trials: list[Trial] = []
     if "seed" in axes or "seed" in base_values:
@@ -132,7 +165,7 @@ def resolve(study: Study, scale: str) -> list[Trial]:
         for axis, value in point.items():
             settings.update(linked.get(axis, {}).get(str(value), {}))
         for seed in seeds:
-            tree = scale_preset(scale)
+            tree = preset(scale, plan.recipe)
             for field, value in settings.items():
                 set_dotted(tree, field, value)
             set_dotted(tree, "seed", seed)
@@ -192,7 +225,7 @@ def _short(value: Any) -> str:
 
 def _trial_id(point: dict[str, Any], seed: int, spec: TrialSpec) -> str:
     """Readable and stable: the axis values, the seed, then the hash of the fully resolved spec."""
-    parts = [f"{field.split('.')[-1]}={_short(value)}" for field, value in point.items()]
+    parts = [f"{axis_short_name(field)}={_short(value)}" for field, value in point.items()]
     slug = re.sub(r"[^A-Za-z0-9._=+-]", "_", "-".join(parts))[:60]
     return f"{slug}-s{seed}-{spec.trial_hash()}" if slug else f"s{seed}-{spec.trial_hash()}"
 

@@ -11,6 +11,18 @@ from tina_sweep.trial.spec import BaselineSpec, TrialSpec
 
 Kind = Literal["trial", "baseline"]
 
+# How an axis reads in trial ids and arm names: rank=4, lr=5e-05, algorithm=grpo
+SHORT_NAMES = {"training.learning_rate": "lr", "algorithm.name": "algorithm", "dataset.name": "dataset",
+               "model.name": "model", "lora.rank": "rank", "lora.alpha": "alpha"}
+
+
+def axis_short_name(field: str) -> str:
+    """A dotted spec field's short name: ``SHORT_NAMES``, else its last part (the section for a ``.name``)."""
+    if field in SHORT_NAMES:
+        return SHORT_NAMES[field]
+    *sections, leaf = field.split(".")
+    return sections[-1] if leaf == "name" and sections else leaf
+
 
 @dataclass(frozen=True)
 class Trial:
