@@ -475,7 +475,7 @@ def _reward_params(spec: TrialSpec, name: str) -> dict | None:
 
 
 def _repetition_params(spec: TrialSpec) -> dict | None:
-    from tina_sweep.trial.train.rewards import make_repetition_penalty
+    from tina_sweep.trial.rewards import make_repetition_penalty
 
     params = _reward_params(spec, "repetition_penalty")
     if params is None:

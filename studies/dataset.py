@@ -11,7 +11,7 @@ max_steps: one epoch, as their recipes; the others stop at the step their recipe
 
 from tina_sweep import Study
 from tina_sweep.trial.prompts import OPEN_RS_SYSTEM_PROMPT
-from tina_sweep.trial.train.rewards import tina_cosine_params
+from tina_sweep.trial.rewards import tina_cosine_params
 
 FORMAT_ACCURACY = [{"name": "format", "weight": 1.0}, {"name": "accuracy", "weight": 2.0}]
 SEVEN_REWARDS = [{"name": "accuracy", "weight": 1.0}, {"name": "format", "weight": 1.0},

@@ -11,25 +11,34 @@ loss_type="dr_grpo" with scale_rewards="none" (no std scaling; token losses summ
 max_completion_length). Tina's own trainer, had the key been spelled right, would have dropped the std scaling and
 averaged token losses over the batch (TRL's "bnpo" aggregation) -- neither the published run nor Liu et al.'s
 algorithm. So the dr_grpo arm is the experiment the paper meant to report, not a rerun of its row.
+
+The dapo arm (not in the paper) runs DAPO (Yu et al., 2025) on the same recipe: token-level loss over the batch,
+clip-higher (epsilon_high 0.28), truncated completions masked out of the loss, no KL term (beta 0), and its soft
+overlong punishment as one more reward (the last quarter of the completion budget).
 """
 
 from tina_sweep import Study
 from tina_sweep.trial.prompts import OPEN_RS_SYSTEM_PROMPT
-from tina_sweep.trial.train.rewards import tina_cosine_params
+from tina_sweep.trial.rewards import tina_cosine_params
+
+OPEN_RS3_REWARDS = [{"name": "format", "weight": 1.0},
+                    {"name": "cosine", "weight": 2.0, "params": tina_cosine_params(3584)}]
+OVERLONG = {"name": "overlong", "weight": 1.0}  # DAPO's soft overlong punishment
 
 study = Study(
     name="rl_algorithm",
-    description="GRPO vs Dr.GRPO",
+    description="GRPO vs Dr.GRPO vs DAPO",
     recipe="tina_limr",  # at paper scale, with the open_rs3 recipe's fields below
-    axes={"algorithm.name": ["grpo", "dr_grpo"]},
+    axes={"algorithm.name": ["grpo", "dr_grpo", "dapo"]},
+    linked={"algorithm.name": {"dapo": {"algorithm.beta": 0.0}}},
     scales={
-        "cpu": {"recipe": "arithmetic_dr_grpo"},
+        "cpu": {"recipe": "arithmetic_dr_grpo", "linked": {"algorithm.name": {"dapo": {"algorithm.rewards": [
+            {"name": "accuracy", "weight": 1.0}, {"name": "boxed_format", "weight": 0.5}, OVERLONG]}}}},
         "smoke": {"recipe": "arithmetic_smoke"},
         "paper": {"base": {
-            "dataset.name": "open_rs", "prompt.system": OPEN_RS_SYSTEM_PROMPT,
-            "algorithm.rewards": [{"name": "format", "weight": 1.0},
-                                  {"name": "cosine", "weight": 2.0, "params": tina_cosine_params(3584)}],
+            "dataset.name": "open_rs", "prompt.system": OPEN_RS_SYSTEM_PROMPT, "algorithm.rewards": OPEN_RS3_REWARDS,
             "algorithm.num_generations": 6, "training.max_steps": 1500, "training.stop_at_step": 850,
-            "training.save_steps": 50}},
+            "training.save_steps": 50},
+            "linked": {"algorithm.name": {"dapo": {"algorithm.rewards": OPEN_RS3_REWARDS + [OVERLONG]}}}},
     },
 )

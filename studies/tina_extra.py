@@ -7,7 +7,7 @@ to run at all, each stated where it is set:
   script fails on them); fastcurl uses the hub id of that commented line (Nickyang/FastCuRL) and the L1 recipes
   DeepScaleR, as the comments say.
 - l1_exact, l1_max: the repository's L1 rewards compare each length with the whole target-length column and fail
-  on the first call; ours use each completion's target (tina_sweep.trial.train.rewards). Targets are drawn uniformly in
+  on the first call; ours use each completion's target (tina_sweep.trial.rewards). Targets are drawn uniformly in
   [100, 4000] per problem and stated in the system prompt, as its make_conv_for_grpo_l1.
 - long_completion: its recipe caps vLLM at max_model_len 4608 while asking for 8,960-token completions, which
   vLLM cannot produce past that cap; we raise the cap to 512 + 8960 = 9472 (the recipe's max prompt length plus
@@ -22,7 +22,7 @@ these six files are not in the quote store, so their stop steps come from tina_s
 
 from tina_sweep import Study
 from tina_sweep.trial.prompts import OPEN_RS_SYSTEM_PROMPT
-from tina_sweep.trial.train.rewards import tina_cosine_params
+from tina_sweep.trial.rewards import tina_cosine_params
 
 FORMAT_ACCURACY = [{"name": "format", "weight": 1.0}, {"name": "accuracy", "weight": 2.0}]
 OPEN_RS3 = {"dataset.name": "open_rs", "algorithm.num_generations": 6, "training.max_steps": 1500,

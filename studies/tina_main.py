@@ -15,7 +15,7 @@ offline arithmetic task: a plumbing check, not the science.
 
 from tina_sweep import Study
 from tina_sweep.trial.prompts import OPEN_RS_SYSTEM_PROMPT
-from tina_sweep.trial.train.rewards import tina_cosine_params
+from tina_sweep.trial.rewards import tina_cosine_params
 
 FORMAT_ACCURACY = [{"name": "format", "weight": 1.0}, {"name": "accuracy", "weight": 2.0}]
 FORMAT_COSINE = [{"name": "format", "weight": 1.0},

@@ -76,6 +76,9 @@ TRAIN_VARIANTS = {
              # the random model is never right, so accuracy alone gives zero advantages: the length reward
              # (which varies within a group) makes the update non-zero
              "algorithm.rewards": [{"name": "accuracy", "weight": 1.0}, {"name": "length", "weight": 1.0}]},
+    "dapo": {"algorithm.name": "dapo", "algorithm.beta": 0.0, "training.prompts_per_step": 2,
+             "algorithm.rewards": [{"name": "accuracy", "weight": 1.0}, {"name": "overlong", "weight": 1.0,
+                                                                        "params": {"cache": 4}}]},
 }
 
 

@@ -19,7 +19,7 @@ INVALID = [
     ("lora.rank", "8", "lora.rank: must be an integer, got '8'"),
     ("algorithm.scale_reward", True, "algorithm.scale_reward: unknown field (check its spelling)"),
     ("lora.rnak", 8, "lora.rnak: unknown field (check its spelling)"),
-    ("algorithm.name", "ppo", "algorithm.name: must be 'grpo' or 'dr_grpo', got 'ppo'"),
+    ("algorithm.name", "ppo", "algorithm.name: must be 'grpo', 'dr_grpo' or 'dapo', got 'ppo'"),
     ("training.learning_rate", -1e-4, "training.learning_rate: must be positive, got -0.0001"),
     ("training.learning_rate", 0, "training.learning_rate: must be positive, got 0"),
     ("training.learning_rate", "fast", "training.learning_rate: must be a number, got 'fast'"),
@@ -71,7 +71,7 @@ INVALID = [
      "or the temperature > 0, got 3"),
     ("algorithm.rewards", [{"name": "bogus"}],
      "algorithm.rewards.0.name: must be 'accuracy', 'boxed_format', 'format', 'tag_count', 'cosine', 'length', "
-     "'length_l1_exact', 'length_l1_max', 'reasoning_steps' or 'repetition_penalty', got 'bogus'"),
+     "'length_l1_exact', 'length_l1_max', 'reasoning_steps', 'repetition_penalty' or 'overlong', got 'bogus'"),
     ("algorithm.rewards", [{"name": "accuracy"}, {"name": "accuracy"}],
      "algorithm.rewards: reward 'accuracy' is listed twice, got [{'name': 'accuracy'}, {'name': 'accuracy'}]"),
     ("algorithm.rewards", [], "algorithm.rewards: must not be empty, got []"),

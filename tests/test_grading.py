@@ -10,7 +10,7 @@ from tina_sweep.trial.spec import DataSpec
 from tina_sweep.trial.datasets import BENCHMARKS, bundled_path, load_benchmark, load_source, read_rows
 from tina_sweep.trial.grading import (GRADERS, as_number, check_grader, extract_letter, grade, grade_answer, grade_samples,
                                 last_boxed, math_verify_golds, math_verify_letter)
-from tina_sweep.trial.train.rewards import completion_text, reward_function
+from tina_sweep.trial.rewards import completion_text, reward_function
 
 
 def boxed(answer: str) -> str:

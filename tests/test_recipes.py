@@ -18,7 +18,7 @@ from tina_sweep.trial.prompts import (DEEPSEEK_R1_REASON_TEMPLATE, OPEN_R1_SYSTE
 from recipe_parity import (DEVIATIONS, FIELDS, KNOWN_ERA_DIFFERENCES, RECIPE_TRIALS, compare, era_differences,
                                 gpu_config, latest_era_recipes, load_recipes, paper_era_recipes, parity_markdown,
                                 tina_columns, trial_for)
-from tina_sweep.trial.train.rewards import reward_function, tina_cosine_params
+from tina_sweep.trial.rewards import reward_function, tina_cosine_params
 from tina_sweep.study.study import Study, load_study, resolve
 from tina_sweep.trial.tina_source import PAPER_ERA_COMMIT, quote
 

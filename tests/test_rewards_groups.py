@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from tina_sweep.trial.train.rewards import GROUPED_REWARDS, reward_function
+from tina_sweep.trial.rewards import GROUPED_REWARDS, reward_function
 from tina_sweep.trial.tina_source import quote
 
 

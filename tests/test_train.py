@@ -7,7 +7,8 @@ import json
 import pytest
 
 from conftest import smoke_spec, smoke_tree
-from tina_sweep.trial.train.trainer import ALGORITHM_FIELDS, grpo_config, last_checkpoint, lora_config
+from tina_sweep.trial.algorithms import ALGORITHMS as ALGORITHM_FIELDS
+from tina_sweep.trial.train.trainer import grpo_config, last_checkpoint, lora_config
 
 LOG_KEYS = ("reward", "reward_std", "completions/mean_length", "loss")
 

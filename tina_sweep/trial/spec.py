@@ -16,6 +16,9 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer,
                       model_validator)
 
+from tina_sweep.trial.algorithms import ALGORITHMS
+from tina_sweep.trial.rewards import REWARDS
+
 
 def _positive_int(value: int) -> int:
     if value <= 0:
@@ -46,16 +49,9 @@ PositiveFloat = Annotated[Number, Field(gt=0)]
 Probability = Annotated[Number, Field(ge=0, le=1)]
 FileName = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_file_name)]
 
-REWARD_NAMES = ("accuracy", "boxed_format", "format", "tag_count", "cosine", "length", "length_l1_exact",
-                "length_l1_max", "reasoning_steps", "repetition_penalty")
-# The parameters each reward accepts in ``RewardSpec.params`` (see tina_sweep.trial.train.rewards for their meaning).
-REWARD_PARAMS: dict[str, tuple[str, ...]] = {
-    "cosine": ("max_len", "min_value_wrong", "max_value_wrong", "min_value_correct", "max_value_correct",
-               "clip_length"),
-    "repetition_penalty": ("ngram_size", "max_penalty"),
-    "length_l1_exact": ("alpha",),
-    "length_l1_max": ("alpha", "delta"),
-}
+REWARD_NAMES = tuple(REWARDS)
+# The parameters each reward accepts in ``RewardSpec.params`` (see tina_sweep.trial.rewards for their meaning).
+REWARD_PARAMS: dict[str, tuple[str, ...]] = {name: reward.params for name, reward in REWARDS.items() if reward.params}
 
 
 class Spec(BaseModel):
@@ -187,7 +183,7 @@ class RewardSpec(Spec):
 
 
 class AlgorithmSpec(Spec):
-    name: Literal["grpo", "dr_grpo"] = "dr_grpo"
+    name: Literal[tuple(ALGORITHMS)] = Field("dr_grpo", description="the RL algorithm (tina_sweep.trial.algorithms)")  # type: ignore[valid-type]
     beta: Annotated[Number, Field(ge=0)] = 0.0
     epsilon: PositiveFloat = 0.2
     num_generations: Annotated[int, Field(ge=2, strict=True)] = 4

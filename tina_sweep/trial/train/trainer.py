@@ -1,6 +1,6 @@
 """One trial's training: TrialSpec -> TRL GRPOConfig + PEFT LoraConfig -> GRPOTrainer -> LoRA adapter.
 
-The RL-algorithm axis maps onto TRL fields exactly (see ``ALGORITHM_FIELDS``); every GRPOConfig field that
+The RL-algorithm axis maps onto TRL fields exactly (``tina_sweep.trial.algorithms.ALGORITHMS``); every GRPOConfig field that
 matters is set explicitly because TRL's defaults move between versions, and the config the trainer actually
 received is saved as ``grpo_config.json`` beside the adapter.
 """
@@ -22,19 +22,13 @@ from peft import LoraConfig
 from transformers import PrinterCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from tina_sweep.trial.algorithms import ALGORITHMS
 from tina_sweep.trial.attempts import TRAIN_PROGRESS, earlier_costs, loadable_checkpoints, write_json_atomic
 from tina_sweep.trial.spec import TrialSpec
 from tina_sweep.trial.datasets import load_training_problems
 from tina_sweep.trial.models import load_model_and_tokenizer
 from tina_sweep.trial.prompts import apply_chat_template_choice, chat_messages
-from tina_sweep.trial.train.rewards import reward_function
-
-# The algorithm axis, as TRL 1.x fields (Dr. GRPO: Liu et al., 2025: no std scaling, no 1/|o| normalisation).
-ALGORITHM_FIELDS: dict[str, dict[str, str]] = {
-    "grpo": {"loss_type": "grpo", "scale_rewards": "group"},
-    "dr_grpo": {"loss_type": "dr_grpo", "scale_rewards": "none"},
-}
-
+from tina_sweep.trial.rewards import reward_function
 
 @dataclass
 class TrainOutcome:
@@ -85,7 +79,7 @@ def grpo_config_kwargs(spec: TrialSpec, output_dir: Path, use_cpu: bool, report_
     scheduler_kwargs = {"min_lr_rate": training.min_lr_rate} if training.lr_scheduler_type == "cosine_with_min_lr" else None
     return dict(
         output_dir=str(output_dir),
-        **ALGORITHM_FIELDS[algorithm.name],
+        **ALGORITHMS[algorithm.name],
         beta=algorithm.beta,
         epsilon=algorithm.epsilon,
         num_generations=algorithm.num_generations,

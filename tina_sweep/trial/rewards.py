@@ -1,6 +1,7 @@
 """Reward functions for GRPO, by name (``accuracy``, ``boxed_format``, ``format``, ``tag_count``, ``cosine``,
-``length``, ``length_l1_exact``, ``length_l1_max``, ``reasoning_steps``, ``repetition_penalty``), with TRL's
-reward signature: ``f(prompts, completions, answers, **kwargs) -> list[float]``.
+``length``, ``length_l1_exact``, ``length_l1_max``, ``reasoning_steps``, ``repetition_penalty``, ``overlong``), with
+TRL's reward signature: ``f(prompts, completions, answers, **kwargs) -> list[float]``, all in one registry
+(``REWARDS``) that the spec reads its reward names and parameters from.
 
 ``accuracy`` and ``boxed_format`` use the strict grader (last box only; an empty box earns nothing).
 The others follow the definitions of the Tina recipes (tina/post_train_hf/rewards.py, from open-r1 / Kimi 1.5 /
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from tina_sweep.trial.grading import grade, last_boxed
 
@@ -179,7 +181,19 @@ def make_length_l1_max(alpha: float = 0.0003, delta: float = 0.5) -> RewardFunct
 # Rewards normalised over a group's lengths (min and max, or "all lengths equal"): in Tina each reward call saw
 # one group (TRL 0.15 called reward functions per device micro-batch, per_device_train_batch_size =
 # num_generations completions of one prompt); TRL 1.16 calls them on the whole generation batch, several groups.
-GROUPED_REWARDS = ("length", "length_l1_exact", "length_l1_max")
+def make_overlong(max_completion_length: int, cache: int | None = None) -> RewardFunction:
+    """DAPO's soft overlong punishment (Yu et al., 2025, eq. 13; TRL's ``get_soft_overlong_punishment``), in
+    completion tokens: 0 up to ``max_completion_length - cache``, then falling linearly to -1 at
+    ``max_completion_length``. ``cache`` defaults to a quarter of the budget (DAPO: 4,096 of 20,480 is a fifth)."""
+    from trl.rewards import get_soft_overlong_punishment
+
+    punish = get_soft_overlong_punishment(max_completion_length, max(1, max_completion_length // 4)
+                                          if cache is None else int(cache))
+
+    def overlong(completions: list, completion_ids: list, **_: object) -> list[float]:
+        return punish(completion_ids=completion_ids)
+
+    return overlong
 
 
 def per_group(function: RewardFunction, num_generations: int) -> RewardFunction:
@@ -209,28 +223,51 @@ def per_group(function: RewardFunction, num_generations: int) -> RewardFunction:
     return grouped
 
 
+@dataclass(frozen=True)
+class Reward:
+    """A registered reward: how to build it (``factory(max_completion_length, **params)``), the parameters it takes
+    (``RewardSpec.params``), and whether it normalises within each prompt's group (``per_group``)."""
+
+    factory: Callable[..., RewardFunction]
+    params: tuple[str, ...] = ()
+    grouped: bool = False
+
+
+def _plain(function: RewardFunction) -> Callable[..., RewardFunction]:
+    return lambda max_completion_length: function
+
+
+# Every reward, by name: the one registry (the spec's reward names and parameters are read from it).
+REWARDS: dict[str, Reward] = {
+    "accuracy": Reward(_plain(accuracy)),
+    "boxed_format": Reward(_plain(boxed_format)),
+    "format": Reward(_plain(think_format)),
+    "tag_count": Reward(_plain(tag_count)),
+    "cosine": Reward(lambda max_completion_length, **p: make_cosine(**{"max_len": max(max_completion_length, 1), **p}),
+                     ("max_len", "min_value_wrong", "max_value_wrong", "min_value_correct", "max_value_correct",
+                      "clip_length")),
+    "length": Reward(_plain(length), grouped=True),
+    "length_l1_exact": Reward(lambda max_completion_length, **p: make_length_l1_exact(**p), ("alpha",), grouped=True),
+    "length_l1_max": Reward(lambda max_completion_length, **p: make_length_l1_max(**p), ("alpha", "delta"),
+                            grouped=True),
+    "reasoning_steps": Reward(_plain(reasoning_steps)),
+    "repetition_penalty": Reward(lambda max_completion_length, **p: make_repetition_penalty(**p),
+                                 ("ngram_size", "max_penalty")),
+    "overlong": Reward(lambda max_completion_length, **p: make_overlong(max_completion_length, **p), ("cache",)),
+}
+GROUPED_REWARDS = tuple(name for name, reward in REWARDS.items() if reward.grouped)
+
+
 def reward_function(name: str, max_completion_length: int, params: dict | None = None,
                     num_generations: int | None = None) -> RewardFunction:
     """The reward function registered under ``name`` with its ``params``, named so TRL logs it as
     ``rewards/<name>``. Without a ``max_len`` parameter, ``cosine`` decays over ``max_completion_length``
     characters. With ``num_generations``, the length rewards (GROUPED_REWARDS) normalise within each prompt's group
     of a call (``per_group``), as Tina's did; without it, over the whole call."""
-    params = dict(params or {})
-    factories: dict[str, Callable[..., RewardFunction]] = {
-        "accuracy": lambda: accuracy,
-        "boxed_format": lambda: boxed_format,
-        "format": lambda: think_format,
-        "tag_count": lambda: tag_count,
-        "cosine": lambda **p: make_cosine(**{"max_len": max(max_completion_length, 1), **p}),
-        "length": lambda: length,
-        "length_l1_exact": make_length_l1_exact,
-        "length_l1_max": make_length_l1_max,
-        "reasoning_steps": lambda: reasoning_steps,
-        "repetition_penalty": make_repetition_penalty,
-    }
-    function = factories[name](**params)
+    reward = REWARDS[name]
+    function = reward.factory(max_completion_length, **dict(params or {}))
     function.__name__ = name
-    if num_generations is not None and name in GROUPED_REWARDS:
+    if num_generations is not None and reward.grouped:
         function = per_group(function, num_generations)
         function.__name__ = name
     return function
