@@ -298,10 +298,10 @@ def judge_sync(records: list[dict], min_agreement: float = 0.75) -> dict:
 
 def _jobs(work: Path):
     """The study's adapters (the base model is evaluated once, by either way, so it is left out of both)."""
-    from tina_sweep.trial.evaluate.vllm_backend import AdapterJob
+    from tina_sweep.trial.evaluate.vllm_backend import EvalTarget
 
     adapters = _read(work, "train")["trials"]
-    return [AdapterJob(name, Path(info["adapter"]), work / "eval-one" / name) for name, info in adapters.items()]
+    return [EvalTarget(name, Path(info["adapter"]), work / "eval-one" / name) for name, info in adapters.items()]
 
 
 def one_engine(work: Path) -> None:
@@ -336,7 +336,7 @@ def one_engine(work: Path) -> None:
 def restart(work: Path, name: str) -> None:
     """Merge one adapter, start an engine on the merged copy, evaluate, exit (the paper's per-checkpoint way)."""
     from tina_sweep.trial.evaluate.lighteval_backend import merge_adapter
-    from tina_sweep.trial.evaluate.vllm_backend import AdapterJob, VLLMEvaluator
+    from tina_sweep.trial.evaluate.vllm_backend import EvalTarget, VLLMEvaluator
     from tina_sweep.trial.spec import ModelSpec
     from tina_sweep.trial.evaluate import evaluation_prompt
 
@@ -346,7 +346,7 @@ def restart(work: Path, name: str) -> None:
     merged = merge_adapter(spec.model, adapter, work / "merged" / name, spec.eval.dtype)
     merge_seconds = time.perf_counter() - started
     evaluator = VLLMEvaluator(ModelSpec(name=str(merged), dtype=spec.model.dtype), spec.eval,
-                              [AdapterJob(name, None, work / "eval-restart" / name)], seed=0)
+                              [EvalTarget(name, None, work / "eval-restart" / name)], seed=0)
     evaluator.start()
     results = evaluator.evaluate_all(evaluation_prompt(spec.prompt, spec.eval))[name]
     total = time.perf_counter() - started
@@ -361,7 +361,7 @@ def check(work: Path, evaluator=None) -> None:
     ``evaluator``, or one started here), then vs a merged copy served by an engine of its own (started after the
     first engine is closed: two engines would need twice the memory)."""
     from tina_sweep.trial.evaluate.lighteval_backend import merge_adapter
-    from tina_sweep.trial.evaluate.vllm_backend import (AdapterJob, VLLMEvaluator, judge_adapter_check, merged_greedy,
+    from tina_sweep.trial.evaluate.vllm_backend import (EvalTarget, VLLMEvaluator, judge_adapter_check, merged_greedy,
                                                   render_prompts, require_nonzero_adapter, sampling_kwargs)
     from tina_sweep.trial.datasets import load_benchmark
     from tina_sweep.trial.evaluate import evaluation_prompt
@@ -372,7 +372,7 @@ def check(work: Path, evaluator=None) -> None:
     name, info = next(iter(_read(work, "train")["trials"].items()))
     require_nonzero_adapter(name, Path(info["adapter"]))  # an untrained adapter can only fail the check
     if evaluator is None:
-        evaluator = VLLMEvaluator(spec.model, spec.eval, [AdapterJob(name, Path(info["adapter"]), work / "check")], 0)
+        evaluator = VLLMEvaluator(spec.model, spec.eval, [EvalTarget(name, Path(info["adapter"]), work / "check")], 0)
     texts = render_prompts(evaluator.tokenizer, problems, prompt)
     params = evaluator.SamplingParams(**sampling_kwargs(spec.eval, 0, greedy_tokens=32))
     both, _ = evaluator.generate(texts + texts, [None] * len(texts) + [name] * len(texts), params)

@@ -49,15 +49,15 @@ def test_engine_kwargs_size_lora_to_the_studys_largest_rank():
 
 
 def test_lora_requests_have_unique_ids_and_absolute_paths(tmp_path):
-    jobs = [vb.AdapterJob("base", None, tmp_path / "b"),
-            vb.AdapterJob("r4", _adapter(tmp_path / "a4", 4), tmp_path / "o4"),
-            vb.AdapterJob("r8", _adapter(tmp_path / "a8", 8), tmp_path / "o8")]
+    jobs = [vb.EvalTarget("base", None, tmp_path / "b"),
+            vb.EvalTarget("r4", _adapter(tmp_path / "a4", 4), tmp_path / "o4"),
+            vb.EvalTarget("r8", _adapter(tmp_path / "a8", 8), tmp_path / "o8")]
     args = vb.lora_request_args(jobs)
     assert list(args) == ["r4", "r8"]
     assert [a["lora_int_id"] for a in args.values()] == [1, 2]
     assert args["r8"] == {"lora_name": "r8", "lora_int_id": 2, "lora_path": str((tmp_path / "a8").resolve())}
     with pytest.raises(ValueError, match="two adapters"):
-        vb.lora_request_args(jobs + [vb.AdapterJob("r4", tmp_path / "a8", tmp_path / "x")])
+        vb.lora_request_args(jobs + [vb.EvalTarget("r4", tmp_path / "a8", tmp_path / "x")])
 
 
 def test_sampling_kwargs_follow_the_spec():
@@ -110,9 +110,9 @@ def test_one_generate_call_evaluates_every_adapter(tmp_path, tiny_model_dir, two
 
     spec = EvalSpec(benchmarks=[two_problem_benchmark], samples_per_problem=2, temperature=0.6, top_p=0.95,
                     max_new_tokens=9, dtype="bfloat16")
-    jobs = [vb.AdapterJob("base", None, tmp_path / "base"),
-            vb.AdapterJob("good", _adapter(tmp_path / "good", 4), tmp_path / "t1"),
-            vb.AdapterJob("bad", _adapter(tmp_path / "bad", 16), tmp_path / "t2")]
+    jobs = [vb.EvalTarget("base", None, tmp_path / "base"),
+            vb.EvalTarget("good", _adapter(tmp_path / "good", 4), tmp_path / "t1"),
+            vb.EvalTarget("bad", _adapter(tmp_path / "bad", 16), tmp_path / "t2")]
     FakeLLM.instances = []
     evaluator = vb.VLLMEvaluator(ModelSpec(name="tiny-random-qwen2"), spec, jobs, seed=7, llm_factory=FakeLLM,
                                  lora_request_class=FakeRequest, sampling_class=FakeParams)
@@ -150,7 +150,7 @@ def test_check_adapter_sends_base_and_adapter_greedy(tmp_path, tiny_model_dir, t
     from tina_sweep.trial.datasets import load_benchmark
 
     spec = EvalSpec(benchmarks=[two_problem_benchmark], temperature=0.6, samples_per_problem=1)
-    jobs = [vb.AdapterJob("good", _adapter(tmp_path / "good", 8), tmp_path / "o")]
+    jobs = [vb.EvalTarget("good", _adapter(tmp_path / "good", 8), tmp_path / "o")]
     FakeLLM.instances = []
     evaluator = vb.VLLMEvaluator(ModelSpec(name="tiny-random-qwen2"), spec, jobs, llm_factory=FakeLLM,
                                  lora_request_class=FakeRequest, sampling_class=FakeParams)

@@ -74,7 +74,7 @@ def test_vllm_backend_evaluates_final_adapter_and_checkpoints_from_one_engine(tm
     class ByAdapter(FakeLLM):
         def generate(self, prompts, params, lora_request=None, use_tqdm=False):
             self.calls.append((list(prompts), params.kwargs, list(lora_request)))
-            text = {"final": "\\boxed{2}", "checkpoint-1": "\\boxed{3}"}
+            text = {"rank=4-s42-vllm": "\\boxed{2}", "rank=4-s42-vllm/checkpoint-1": "\\boxed{3}"}
             return [_Output([_Choice(text[r.lora_name], [1, 2]) for _ in range(params.kwargs["n"])])
                     for r in lora_request]
 
@@ -85,7 +85,8 @@ def test_vllm_backend_evaluates_final_adapter_and_checkpoints_from_one_engine(tm
     (engine,) = FakeLLM.instances  # the base model loaded once for the adapter and its checkpoint
     (call,) = engine.calls
     prompts, _, requests = call
-    assert len(prompts) == 16 and [r.lora_name for r in requests] == ["final"] * 8 + ["checkpoint-1"] * 8
+    assert len(prompts) == 16
+    assert [r.lora_name for r in requests] == ["rank=4-s42-vllm"] * 8 + ["rank=4-s42-vllm/checkpoint-1"] * 8
     assert requests[0].lora_path == str((tmp_path / "trial" / "adapter").resolve())
     assert requests[8].lora_path == str((tmp_path / "trial" / "checkpoints" / "checkpoint-1").resolve())
     answers = [json.loads(line)["answers"] for line in (tmp_path / "trial/eval/arithmetic.jsonl").read_text().splitlines()]

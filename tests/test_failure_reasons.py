@@ -14,7 +14,7 @@ from test_report_tables import write_sweep
 from typer.testing import CliRunner
 
 from tina_sweep.cli import app
-from tina_sweep.trial.spec import DataSpec, EvalSpec, ModelSpec, PromptSpec
+from tina_sweep.trial.spec import DataSpec, EvalSpec, ModelSpec
 from tina_sweep.trial.datasets import Problem, gold_answers, load_benchmark, load_file
 from tina_sweep.trial.evaluate.local import generate, load_eval_model
 from tina_sweep.trial.evaluate.scoring import problem_outcome

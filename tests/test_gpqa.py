@@ -245,7 +245,7 @@ def test_gpqa_through_the_vllm_path(tmp_path, tiny_model_dir, hub_gpqa):
             return [_Output([_Choice(f"\\boxed{{{p.answers[0]}}}", [1, 2])]) for p in problems]
 
     spec = EvalSpec(benchmarks=[DataSpec(name="gpqa_diamond", limit=3)], grader="math_verify")
-    evaluator = vb.VLLMEvaluator(TINY, spec, [vb.AdapterJob("base", None, tmp_path)], llm_factory=LetterLLM,
+    evaluator = vb.VLLMEvaluator(TINY, spec, [vb.EvalTarget("base", None, tmp_path)], llm_factory=LetterLLM,
                                  lora_request_class=LoRARequest, sampling_class=SamplingParams)
     [result] = evaluator.evaluate_all(PAPER_PROMPT)["base"]
     for prompt, problem in zip(LetterLLM.prompts, problems):

@@ -150,16 +150,16 @@ def test_the_adapter_check_passes_over_exactly_zero_adapters(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    from tina_sweep.trial.evaluate.vllm_backend import AdapterJob
-    from tina_sweep.run.job import adapter_to_check
+    from tina_sweep.trial.evaluate.vllm_backend import EvalTarget
+    from tina_sweep.trial.evaluate.vllm_backend import adapter_to_check
 
-    def adapter(name: str, b_value: float) -> AdapterJob:
+    def adapter(name: str, b_value: float) -> EvalTarget:
         folder = tmp_path / name
         folder.mkdir()
         save_file({"base_model.model.layers.0.q_proj.lora_A.weight": torch.ones(2, 8),
                    "base_model.model.layers.0.q_proj.lora_B.weight": torch.full((8, 2), b_value)},
                   str(folder / "adapter_model.safetensors"))
-        return AdapterJob(name, folder, tmp_path / "eval" / name, 0)
+        return EvalTarget(name, folder, tmp_path / "eval" / name, 0)
 
     zero, moved = adapter("zero", 0.0), adapter("moved", 0.01)
     assert adapter_to_check([zero, moved]) is moved

@@ -83,6 +83,6 @@ def test_axis_short_names(field, short):
 
 def test_trial_ids_read_short_names():
     ids = [t.trial_id for t in resolve(load_study("studies/rl_algorithm.py"), "cpu")]
-    assert [i.split("-s42-")[0] for i in ids] == ["algorithm=grpo", "algorithm=dr_grpo"]
+    assert [i.split("-s42-")[0] for i in ids] == ["algorithm=grpo", "algorithm=dr_grpo", "algorithm=dapo"]
     ids = [t.trial_id for t in resolve(load_study("studies/learning_rate.py"), "cpu")]
     assert [i.split("-s42-")[0] for i in ids] == ["lr=5e-05", "lr=0.0002", "lr=0.0005"]

@@ -196,7 +196,7 @@ def test_online_without_key_falls_back_to_offline(capsys):
     assert "W&B online needs an API key" in capsys.readouterr().err
 
 
-def _smoke_job() -> Job:
+def _smoke_job() -> Trial:
     return Trial("rank=4-s42-outage", "trial", smoke_spec(), {"lora.rank": 4})
 
 

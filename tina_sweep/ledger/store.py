@@ -180,7 +180,7 @@ def open_storage(storage: str | None, sweep_dir: Path, max_retries: int = 2) -> 
     """The journal file in ``sweep_dir`` by default; an RDB URL (with heartbeats and a small connection pool)
     or a ``.journal`` path when given."""
     from optuna.storages import JournalStorage, RDBStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+    from optuna.storages.journal import JournalFileOpenLock
 
     path = journal_path(storage, sweep_dir)
     if path is not None:

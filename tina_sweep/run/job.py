@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tina_sweep.trial.attempts import write_json_atomic
-from tina_sweep.trial.spec import BaselineSpec, TrialSpec
+from tina_sweep.trial.evaluate.scoring import EvalTarget
+from tina_sweep.trial.spec import TrialSpec
 from tina_sweep.trial.result import TrialResult
 from tina_sweep.trial.trial import Trial
 
@@ -68,8 +69,8 @@ def run_job(job: Trial, trial_dir: Path, prices: dict[str, float], threads: int 
     ``defer_eval``: train only, write ``trained.json`` and return None (``evaluate_together`` evaluates later)."""
     import torch
 
-    from tina_sweep.trial.evaluate import evaluate_model
     from tina_sweep.run.tracking import record_eval, record_summary, tracked, train_summary
+    from tina_sweep.trial.evaluate import evaluate_models
 
     if threads:
         torch.set_num_threads(threads)
@@ -96,25 +97,14 @@ def run_job(job: Trial, trial_dir: Path, prices: dict[str, float], threads: int 
         trained.write(trial_dir)
         return None
 
-    adapter, steps, seed = trained.adapter_dir, trained.steps, job.seed
-    on_progress = (lambda name, done, total: report("eval", name, done, total)) if report else None
+    on_progress = (lambda target, bench, done, total: report("eval", _progress_label(job, target, bench), done,
+                                                             total)) if report else None
     with tracked(tracking, "eval", job) as run:
-        started = time.perf_counter()
-        checkpoints: dict[str, dict[str, Any]] = {}
-        more: list = []
-        if eval_checkpoints and job.kind == "trial" and job.spec.eval.backend == "vllm":
-            results, checkpoints, more = evaluate_checkpoints_one_engine(job.spec, trial_dir, adapter, steps,
-                                                                         eval_checkpoints, seed, on_progress)
-            eval_seconds = time.perf_counter() - started
-        else:
-            results = evaluate_model(job.spec.model, job.spec.prompt, job.spec.eval, adapter, trial_dir / "eval", seed,
-                                     on_progress=on_progress)
-            eval_seconds = time.perf_counter() - started
-            if eval_checkpoints and job.kind == "trial":
-                checkpoints, more = evaluate_checkpoints(job.spec, trial_dir, steps, eval_checkpoints, results, seed,
-                                                         on_progress)
-                eval_seconds += sum(c["eval_seconds"] for c in checkpoints.values())
-        result = job_result(job, trained, results, checkpoints, more, eval_seconds, prices)
+        plan = eval_plan(job, trial_dir, trained, eval_checkpoints)
+        evaluation = evaluate_models(job.spec.model, job.spec.prompt, job.spec.eval, plan.targets, job.seed,
+                                     on_progress)
+        final, checkpoints, more = plan_results(plan, evaluation.results)
+        result = job_result(job, trained, final, checkpoints, more, evaluation.seconds, prices)
         record_eval(run, result)
     write_json_atomic(trial_dir / "result.json", result.to_json())
     return result
@@ -142,60 +132,74 @@ def job_result(job: Trial, trained: Trained, results: list, checkpoints: dict[st
 
 def evaluate_together(entries: list[tuple[Trial, Path]], prices: dict[str, float], tracking: Tracking | None = None,
                       eval_checkpoints: int = 0, on_progress: Any = None) -> list[TrialResult]:
-    """``eval.backend = "vllm"``: evaluate jobs that share a model and evaluation settings through ONE engine (the
-    base model loaded once; each trial's adapter, and every ``eval_checkpoints``-th checkpoint, a LoRARequest of
-    one generate call) and write each job's result.json. Trials must have run with ``defer_eval`` (their
-    ``trained.json``); a baseline job is the base model itself. Each job is charged its tokens' share of the
-    generation time plus an equal share of the engine's start."""
-    from tina_sweep.trial.evaluate.vllm_backend import AdapterJob, VLLMEvaluator
-    from tina_sweep.trial.evaluate import evaluation_prompt
+    """``eval.backend = "vllm"``: evaluate jobs that share a model and evaluation settings in ONE call (one engine:
+    the base model loaded once; each trial's adapter, and every ``eval_checkpoints``-th checkpoint, a LoRARequest of
+    one generate call, after the adapter check) and write each job's result.json. Trials must have run with
+    ``defer_eval`` (their ``trained.json``); a baseline job is the base model itself. Each job is charged its
+    tokens' share of the generation time plus an equal share of the engine's start."""
     from tina_sweep.run.tracking import record_eval, tracked
-    from tina_sweep.trial.train.trainer import saved_checkpoints
+    from tina_sweep.trial.evaluate import evaluate_models
 
-    first = entries[0][0].spec
-    adapters, plans = [], []
-    for job, trial_dir in entries:
-        trained = Trained.read(trial_dir) if job.kind == "trial" else Trained()
-        adapters.append(AdapterJob(job.trial_id, trained.adapter_dir, trial_dir / "eval", job.seed))
-        chosen = {}
-        if eval_checkpoints and job.kind == "trial":
-            chosen = checkpoints_to_evaluate(saved_checkpoints(trial_dir / "checkpoints"), eval_checkpoints,
-                                             trained.steps)
-            adapters += [AdapterJob(f"{job.trial_id}/checkpoint-{step}", folder, trial_dir / "eval" / f"checkpoint-{step}",
-                                    job.seed) for step, folder in chosen.items()]
-        plans.append((job, trial_dir, trained, chosen))
-    evaluator = VLLMEvaluator(first.model, first.eval, adapters, entries[0][0].seed)
-    trained_adapters = [a for a in adapters if a.adapter_dir is not None]
-    check = None
-    try:
-        if first.eval.check_adapters and trained_adapters:
-            checkable = adapter_to_check(trained_adapters)
-            check = adapter_check(first, evaluator, checkable, entries[0][1].parent) if checkable else {
-                "skipped": f"all {len(trained_adapters)} adapters are exactly zero (LoRA B norm 0): each serves the "
-                           "base model's outputs, so there is no LoRA effect to check"}
-        by_name = evaluator.evaluate_all(evaluation_prompt(first.prompt, first.eval), on_progress)
-    finally:
-        evaluator.close()
-    engine = {"shared_by_jobs": len(entries), "models": len(adapters), "load_seconds": evaluator.load_seconds,
-              "adapter_check": check}
+    first, scratch = entries[0][0], entries[0][1].parent
+    plans = [eval_plan(job, trial_dir, Trained.read(trial_dir) if job.kind == "trial" else Trained(), eval_checkpoints)
+             for job, trial_dir in entries]
+    evaluation = evaluate_models(first.spec.model, first.spec.prompt, first.spec.eval,
+                                 [target for plan in plans for target in plan.targets], first.seed, on_progress,
+                                 check_adapters=True, scratch=scratch)
+    engine = {"shared_by_jobs": len(entries), **(evaluation.engine or {})}
     written = []
-    for job, trial_dir, trained, chosen in plans:
-        results = by_name[job.trial_id]
-        block, more = {}, []
-        for step in chosen:
-            step_results = by_name[f"{job.trial_id}/checkpoint-{step}"]
-            block[f"checkpoint-{step}"] = _checkpoint_entry(step, step_results, sum(r.wall_seconds for r in step_results))
-            more += step_results
-        if eval_checkpoints and job.kind == "trial":
-            _link_final(job.spec, trial_dir, trained.steps)
-            block[f"checkpoint-{trained.steps}"] = _checkpoint_entry(trained.steps, results, 0.0)
-        eval_seconds = evaluator.load_seconds / len(entries) + sum(r.wall_seconds for r in results + more)
-        with tracked(tracking, "eval", job) as run:
-            result = job_result(job, trained, results, block, more, eval_seconds, prices, engine)
+    for plan in plans:
+        final, checkpoints, more = plan_results(plan, evaluation.results)
+        eval_seconds = engine.get("load_seconds", 0.0) / len(entries) + sum(r.wall_seconds for r in final + more)
+        with tracked(tracking, "eval", plan.job) as run:
+            result = job_result(plan.job, plan.trained, final, checkpoints, more, eval_seconds, prices, engine)
             record_eval(run, result)
-        write_json_atomic(trial_dir / "result.json", result.to_json())
+        write_json_atomic(plan.trial_dir / "result.json", result.to_json())
         written.append(result)
     return written
+
+
+@dataclass
+class EvalPlan:
+    """What a job evaluates: its final model (its adapter, or the base model) and its chosen checkpoints, as
+    evaluation targets named ``<trial id>`` and ``<trial id>/checkpoint-N``."""
+
+    job: Trial
+    trial_dir: Path
+    trained: Trained
+    targets: list[EvalTarget]
+    checkpoint_steps: list[int]
+    with_checkpoints: bool  # the result gets a checkpoints block (the final step's entry included)
+
+
+def eval_plan(job: Trial, trial_dir: Path, trained: Trained, every: int) -> EvalPlan:
+    """The targets of one job: the final model, and with ``every`` K > 0 every K-th saved checkpoint before the
+    final step (the final step is the final adapter, evaluated once)."""
+    from tina_sweep.trial.train.trainer import saved_checkpoints
+
+    targets = [EvalTarget(job.trial_id, trained.adapter_dir, trial_dir / "eval", job.seed)]
+    with_checkpoints = bool(every) and job.kind == "trial"
+    chosen = checkpoints_to_evaluate(saved_checkpoints(trial_dir / "checkpoints"), every, trained.steps) \
+        if with_checkpoints else {}
+    targets += [EvalTarget(f"{job.trial_id}/checkpoint-{step}", folder, trial_dir / "eval" / f"checkpoint-{step}",
+                           job.seed) for step, folder in chosen.items()]
+    return EvalPlan(job, trial_dir, trained, targets, list(chosen), with_checkpoints)
+
+
+def plan_results(plan: EvalPlan, by_target: dict[str, list]) -> tuple[list, dict[str, dict[str, Any]], list]:
+    """A job's share of an evaluation: its final results, the ``checkpoints`` block of result.json (the final
+    step's outcome files linked, at no extra cost) and the checkpoints' results (for the cost)."""
+    final = by_target[plan.job.trial_id]
+    block: dict[str, dict[str, Any]] = {}
+    more: list = []
+    for step in plan.checkpoint_steps:
+        results = by_target[f"{plan.job.trial_id}/checkpoint-{step}"]
+        block[f"checkpoint-{step}"] = _checkpoint_entry(step, results, sum(r.wall_seconds for r in results))
+        more += results
+    if plan.with_checkpoints:
+        _link_final(plan.job.spec, plan.trial_dir, plan.trained.steps)
+        block[f"checkpoint-{plan.trained.steps}"] = _checkpoint_entry(plan.trained.steps, final, 0.0)
+    return final, block, more
 
 
 def checkpoints_to_evaluate(saved: dict[int, Path], every: int, final_step: int) -> dict[int, Path]:
@@ -204,96 +208,9 @@ def checkpoints_to_evaluate(saved: dict[int, Path], every: int, final_step: int)
     return {step: saved[step] for step in earlier[every - 1::every]}
 
 
-def evaluate_checkpoints(spec: TrialSpec, trial_dir: Path, final_step: int, every: int, final: list, seed: int,
-                         on_progress: Any = None) -> tuple[dict[str, dict[str, Any]], list]:
-    """Evaluate every ``every``-th saved checkpoint into ``eval/checkpoint-N/``; the final step reuses the final
-    adapter's evaluation (same weights; its outcome files are linked, at no extra cost). Returns the
-    ``checkpoints`` block of result.json and the new BenchmarkResults (for the cost)."""
-    from tina_sweep.trial.evaluate import evaluate_model
-    from tina_sweep.trial.train.trainer import saved_checkpoints
-
-    block: dict[str, dict[str, Any]] = {}
-    evaluated = []
-    chosen = checkpoints_to_evaluate(saved_checkpoints(trial_dir / "checkpoints"), every, final_step)
-    for step, folder in chosen.items():
-        name = f"checkpoint-{step}"
-        progress = (lambda bench, done, total, name=name: on_progress(f"{name} {bench}", done, total)) \
-            if on_progress else None
-        started = time.perf_counter()
-        results = evaluate_model(spec.model, spec.prompt, spec.eval, folder, trial_dir / "eval" / name, seed,
-                                 on_progress=progress)
-        block[name] = _checkpoint_entry(step, results, time.perf_counter() - started)
-        evaluated.extend(results)
-    _link_final(spec, trial_dir, final_step)
-    block[f"checkpoint-{final_step}"] = _checkpoint_entry(final_step, final, 0.0)
-    return block, evaluated
-
-
-def evaluate_checkpoints_one_engine(spec: TrialSpec, trial_dir: Path, adapter: Path, final_step: int, every: int,
-                                    seed: int, on_progress: Any = None) -> tuple[list, dict[str, dict[str, Any]], list]:
-    """``eval.backend = "vllm"``: the final adapter and every ``every``-th checkpoint from ONE engine (the base model
-    loaded once, a LoRARequest per checkpoint, one generate call) instead of an engine per checkpoint. Returns the
-    final adapter's results, the ``checkpoints`` block of result.json and the checkpoints' results."""
-    from tina_sweep.trial.evaluate.vllm_backend import AdapterJob, VLLMEvaluator
-    from tina_sweep.trial.evaluate import evaluation_prompt
-    from tina_sweep.trial.train.trainer import saved_checkpoints
-
-    chosen = checkpoints_to_evaluate(saved_checkpoints(trial_dir / "checkpoints"), every, final_step)
-    names = {step: f"checkpoint-{step}" for step in chosen}
-    jobs = [AdapterJob("final", adapter, trial_dir / "eval")] + [
-        AdapterJob(names[step], folder, trial_dir / "eval" / names[step]) for step, folder in chosen.items()]
-    evaluator = VLLMEvaluator(spec.model, spec.eval, jobs, seed)
-    progress = (lambda name, bench, done, total: on_progress(bench if name == "final" else f"{name} {bench}", done,
-                                                             total)) if on_progress else None
-    try:
-        by_name = evaluator.evaluate_all(evaluation_prompt(spec.prompt, spec.eval), progress)
-    finally:
-        evaluator.close()
-    block = {}
-    for step in chosen:
-        results = by_name[names[step]]
-        block[names[step]] = _checkpoint_entry(step, results, sum(r.wall_seconds for r in results))
-    _link_final(spec, trial_dir, final_step)
-    block[f"checkpoint-{final_step}"] = _checkpoint_entry(final_step, by_name["final"], 0.0)
-    return by_name["final"], block, [r for step in chosen for r in by_name[names[step]]]
-
-
-def adapter_to_check(adapters: list[Any]) -> Any | None:
-    """The first adapter that is not exactly zero (an untrained adapter serves the base model's outputs, so the
-    adapter check could only fail on it), or None when every one is zero. An adapter folder without weights (a
-    stand-in in tests) counts as non-zero."""
-    from tina_sweep.trial.evaluate.vllm_backend import lora_b_norm
-
-    for adapter in adapters:
-        weights = Path(adapter.adapter_dir) / "adapter_model.safetensors"
-        if not weights.is_file() or lora_b_norm(adapter.adapter_dir) > 0:
-            return adapter
-    return None
-
-
-def adapter_check(spec: TrialSpec | BaselineSpec, evaluator: Any, adapter: Any, scratch: Path) -> dict[str, Any]:
-    """``eval.check_adapters``: before a shared engine evaluates, check greedily on 8 problems that one adapter
-    served as a LoRA changes the base model's outputs and agrees with a merged copy of it (served by a short-lived
-    engine of its own, deleted afterwards). A failure stops the evaluation: LoRA serving cannot be trusted."""
-    from tina_sweep.trial.evaluate.lighteval_backend import merge_adapter
-    from tina_sweep.trial.evaluate.vllm_backend import merged_greedy
-    from tina_sweep.trial.datasets import load_benchmark
-    from tina_sweep.trial.evaluate import evaluation_prompt
-
-    prompt = evaluation_prompt(spec.prompt, spec.eval)
-    problems = load_benchmark(spec.eval.benchmarks[0])[:8]
-    merged_dir = scratch / f".adapter-check-{os.getpid()}"
-    try:
-        merged = merge_adapter(spec.model, adapter.adapter_dir, merged_dir, spec.eval.dtype)
-        merged_outputs = merged_greedy(spec.model, spec.eval, merged, prompt, problems, tokens=32)
-    finally:
-        shutil.rmtree(merged_dir, ignore_errors=True)
-    check = evaluator.check_adapter(adapter, prompt, merged_outputs, problems, tokens=32)
-    if not check.passed:
-        raise RuntimeError(f"adapter check failed for {adapter.name}: its outputs differ from the base model's on "
-                           f"{check.differs_from_base} of {check.prompts} prompts and match its merged copy on "
-                           f"{check.matches_merged} (eval.check_adapters: false skips the check)")
-    return check.as_dict()
+def _progress_label(job: Trial, target: str, benchmark: str) -> str:
+    """How evaluation progress reads: the benchmark for the final model, ``checkpoint-N benchmark`` otherwise."""
+    return benchmark if target == job.trial_id else f"{target.removeprefix(job.trial_id + '/')} {benchmark}"
 
 
 def _link_final(spec: TrialSpec, trial_dir: Path, final_step: int) -> None:

@@ -8,13 +8,51 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tina_sweep.trial.evaluate.scoring import BenchmarkResult, evaluation_prompt, summary
+from tina_sweep.trial.evaluate.scoring import BenchmarkResult, EvalTarget, evaluation_prompt, summary
 from tina_sweep.trial.spec import EvalSpec, ModelSpec, PromptSpec
 
-__all__ = ["BenchmarkResult", "evaluate_model", "evaluation_prompt", "summary"]
+__all__ = ["BenchmarkResult", "EvalTarget", "Evaluation", "evaluate_model", "evaluate_models", "evaluation_prompt",
+           "summary"]
+
+
+@dataclass
+class Evaluation:
+    """What ``evaluate_models`` measured: each target's results (by target name), the call's wall time, and with
+    the vLLM backend the shared engine's record (models, load_seconds, adapter_check)."""
+
+    results: dict[str, list[BenchmarkResult]]
+    seconds: float
+    engine: dict[str, Any] | None = None
+
+
+def evaluate_models(model_spec: ModelSpec, prompt: PromptSpec, spec: EvalSpec, targets: list[EvalTarget], seed: int,
+                    on_progress: Callable[[str, str, int, int], None] | None = None, check_adapters: bool = False,
+                    scratch: Path | None = None) -> Evaluation:
+    """These models -- the base model (a target without adapter), final adapters, checkpoints -- on the spec's
+    benchmarks, through the spec's backend: the vLLM backend serves them all from one engine (and, with
+    ``check_adapters``, first checks LoRA serving against a merged copy, in ``scratch``); the others evaluate them
+    one after another. Each target's outcome rows go to its ``out_dir``; ``on_progress(target, benchmark, done,
+    total)``."""
+    started = time.perf_counter()
+    if spec.backend == "vllm":
+        from tina_sweep.trial.evaluate.vllm_backend import evaluate_targets
+
+        results, engine = evaluate_targets(model_spec, evaluation_prompt(prompt, spec), spec, targets, seed,
+                                           on_progress, check_adapters, scratch)
+        return Evaluation(results, time.perf_counter() - started, engine)
+    results = {}
+    for target in targets:
+        progress = (lambda bench, done, total, name=target.name: on_progress(name, bench, done, total)) \
+            if on_progress else None
+        results[target.name] = evaluate_model(model_spec, prompt, spec, target.adapter_dir, target.out_dir,
+                                              seed if target.seed is None else target.seed, progress)
+    return Evaluation(results, time.perf_counter() - started)
 
 
 def evaluate_model(model_spec: ModelSpec, prompt: PromptSpec, spec: EvalSpec, adapter_dir: Path | None,

@@ -28,6 +28,17 @@ MULTIPLE_CHOICE_TEMPLATE = (
     "\n\n{Question}\n\nA) {A}\nB) {B}\nC) {C}\nD) {D}"
 )
 
+@dataclass(frozen=True)
+class EvalTarget:
+    """One model to evaluate: a name, its adapter folder (None: the base model), where outcomes go, and its
+    sampling seed (None: the evaluator's)."""
+
+    name: str
+    adapter_dir: Path | None
+    out_dir: Path
+    seed: int | None = None
+
+
 @dataclass
 class BenchmarkResult:
     """Pass@1 on one benchmark, with what it took to get it."""

@@ -28,23 +28,13 @@ from typing import Any
 
 from tina_sweep.trial.spec import EvalSpec, ModelSpec, PromptSpec
 from tina_sweep.trial.datasets import Problem, load_benchmark
-from tina_sweep.trial.evaluate.scoring import BenchmarkResult, problem_messages, score_benchmark, write_outcomes
+from tina_sweep.trial.evaluate.scoring import (BenchmarkResult, EvalTarget, problem_messages, score_benchmark,
+                                              write_outcomes)
 from tina_sweep.trial.prompts import apply_chat_template_choice
 
 # vLLM's LoRAConfig accepts only these max_lora_rank values (vllm/config/lora.py, 0.31).
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 MAX_RESIDENT_LORAS = 8  # adapters held on the GPU at once; the rest wait in CPU memory
-
-
-@dataclass(frozen=True)
-class AdapterJob:
-    """One model to evaluate: a name, its adapter folder (None: the base model), where outcomes go, and its
-    sampling seed (None: the evaluator's)."""
-
-    name: str
-    adapter_dir: Path | None
-    out_dir: Path
-    seed: int | None = None
 
 
 def adapter_rank(adapter_dir: Path) -> int:
@@ -116,7 +106,7 @@ def engine_kwargs(model_path: str, spec: EvalSpec, adapter_ranks: Sequence[int],
     return kwargs
 
 
-def lora_request_args(jobs: Sequence[AdapterJob]) -> dict[str, dict[str, Any]]:
+def lora_request_args(jobs: Sequence[EvalTarget]) -> dict[str, dict[str, Any]]:
     """``LoRARequest`` arguments per job name: ids 1, 2, ... unique within the engine (vLLM caches adapters by
     id, so two adapters must never share one), absolute adapter paths. The base model gets none."""
     args: dict[str, dict[str, Any]] = {}
@@ -196,7 +186,7 @@ def judge_adapter_check(name: str, base: list[str], adapter: list[str], merged: 
 class VLLMEvaluator:
     """One engine for a study: the base model, with every adapter available as a LoRA."""
 
-    def __init__(self, model: ModelSpec, spec: EvalSpec, jobs: Sequence[AdapterJob], seed: int = 0,
+    def __init__(self, model: ModelSpec, spec: EvalSpec, jobs: Sequence[EvalTarget], seed: int = 0,
                  llm_factory: Callable[..., Any] | None = None, lora_request_class: Any = None,
                  sampling_class: Any = None):
         from tina_sweep.trial.models import load_tokenizer, resolve_model
@@ -279,7 +269,7 @@ class VLLMEvaluator:
                     on_progress(job.name, bench, len(problems), len(problems))
         return results
 
-    def check_adapter(self, job: AdapterJob, prompt: PromptSpec, merged_outputs: list[str], problems: list[Problem],
+    def check_adapter(self, job: EvalTarget, prompt: PromptSpec, merged_outputs: list[str], problems: list[Problem],
                       tokens: int = 64) -> AdapterCheck:
         """Greedy outputs of the base and of ``job``'s adapter on ``problems``, judged against ``merged_outputs``
         (the same prompts served greedily by an engine on the merged copy, see ``merged_greedy``)."""
@@ -327,10 +317,68 @@ def evaluate_with_vllm(model: ModelSpec, prompt: PromptSpec, spec: EvalSpec, ada
                        seed: int, on_progress: Callable[[str, int, int], None] | None = None) -> list[BenchmarkResult]:
     """The per-trial entry point (``eval.backend = "vllm"`` in tina_sweep.trial.evaluate): an engine for one model.
     A study-level caller should build one ``VLLMEvaluator`` with every adapter instead."""
-    job = AdapterJob("adapter" if adapter_dir is not None else "base", adapter_dir, out_dir)
+    job = EvalTarget("adapter" if adapter_dir is not None else "base", adapter_dir, out_dir)
     evaluator = VLLMEvaluator(model, spec, [job], seed)
     try:
         progress = (lambda _job, bench, done, total: on_progress(bench, done, total)) if on_progress else None
         return evaluator.evaluate_all(prompt, progress)[job.name]
     finally:
         evaluator.close()
+
+
+def adapter_to_check(targets: list[EvalTarget]) -> EvalTarget | None:
+    """The first adapter that is not exactly zero (an untrained adapter serves the base model's outputs, so the
+    adapter check could only fail on it), or None when every one is zero. An adapter folder without weights (a
+    stand-in in tests) counts as non-zero."""
+    for target in targets:
+        weights = Path(target.adapter_dir) / "adapter_model.safetensors"
+        if not weights.is_file() or lora_b_norm(target.adapter_dir) > 0:
+            return target
+    return None
+
+
+def adapter_check(model: ModelSpec, spec: EvalSpec, prompt: PromptSpec, evaluator: VLLMEvaluator,
+                  adapter: EvalTarget, scratch: Path) -> dict[str, Any]:
+    """``eval.check_adapters``: before a shared engine evaluates, check greedily on 8 problems that one adapter
+    served as a LoRA changes the base model's outputs and agrees with a merged copy of it (served by a short-lived
+    engine of its own, deleted afterwards). A failure stops the evaluation: LoRA serving cannot be trusted."""
+    import os
+    import shutil
+
+    from tina_sweep.trial.evaluate.lighteval_backend import merge_adapter
+
+    problems = load_benchmark(spec.benchmarks[0])[:8]
+    merged_dir = scratch / f".adapter-check-{os.getpid()}"
+    try:
+        merged = merge_adapter(model, adapter.adapter_dir, merged_dir, spec.dtype)
+        merged_outputs = merged_greedy(model, spec, merged, prompt, problems, tokens=32)
+    finally:
+        shutil.rmtree(merged_dir, ignore_errors=True)
+    check = evaluator.check_adapter(adapter, prompt, merged_outputs, problems, tokens=32)
+    if not check.passed:
+        raise RuntimeError(f"adapter check failed for {adapter.name}: its outputs differ from the base model's on "
+                           f"{check.differs_from_base} of {check.prompts} prompts and match its merged copy on "
+                           f"{check.matches_merged} (eval.check_adapters: false skips the check)")
+    return check.as_dict()
+
+
+def evaluate_targets(model: ModelSpec, prompt: PromptSpec, spec: EvalSpec, targets: list[EvalTarget], seed: int,
+                     on_progress: Callable[[str, str, int, int], None] | None = None,
+                     check_adapters: bool = False, scratch: Path | None = None
+                     ) -> tuple[dict[str, list[BenchmarkResult]], dict[str, Any]]:
+    """Every target through ONE engine (the base model loaded once; each adapter a LoRARequest of one generate
+    call): the results per target name, and the engine's record (models served, load time, the adapter check when
+    ``check_adapters`` and ``spec.check_adapters``, run in ``scratch``)."""
+    evaluator = VLLMEvaluator(model, spec, targets, seed)
+    adapters = [t for t in targets if t.adapter_dir is not None]
+    check = None
+    try:
+        if check_adapters and spec.check_adapters and adapters:
+            checkable = adapter_to_check(adapters)
+            check = adapter_check(model, spec, prompt, evaluator, checkable, scratch or Path(".")) if checkable else {
+                "skipped": f"all {len(adapters)} adapters are exactly zero (LoRA B norm 0): each serves the "
+                           "base model's outputs, so there is no LoRA effect to check"}
+        results = evaluator.evaluate_all(prompt, on_progress)
+    finally:
+        evaluator.close()
+    return results, {"models": len(targets), "load_seconds": evaluator.load_seconds, "adapter_check": check}
