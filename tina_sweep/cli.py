@@ -7,7 +7,7 @@ import importlib.util
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -59,6 +59,30 @@ class Scale(str, Enum):
     paper = "paper"
 
 
+# Options several commands share (run, worker, status, report, launch slurm), defined once.
+SweepsDir = Annotated[Path, typer.Option(help="where sweeps/<study>/ (trial folders) is written")]
+Storage = Annotated[Optional[str], typer.Option(
+    help="the ledger every worker shares: an Optuna storage URL (postgresql://user:password@host/db) or a .journal "
+         "path (a journal works only on one machine or a shared filesystem with file locks); default "
+         "sweeps/<study>/ledger.journal")]
+MaxRetries = Annotated[int, typer.Option(min=0, help="times a failed trial is retried")]
+Prices = Annotated[Optional[Path], typer.Option(help="JSON {device name: $ per device-hour} overriding the default "
+                                                     "price table")]
+Workers = Annotated[int, typer.Option(min=1, help="trials run at a time, each in its own process on its own GPU (or "
+                                                  "share of the CPU cores)")]
+ThreadsPerWorker = Annotated[Optional[int], typer.Option(min=1, help="CPU threads per trial (default: cores / "
+                                                                     "workers)")]
+EvalCheckpoints = Annotated[int, typer.Option(min=0, help="also evaluate every K-th saved checkpoint of each trial "
+                                                          "run now (eval/checkpoint-N/); 0 = only the final adapter")]
+ShareEvalEngine = Annotated[bool, typer.Option(
+    "--share-eval-engine/--engine-per-trial", help="eval.backend vllm: evaluate the base model and every adapter "
+    "this worker trained through one engine once training is done (default), or one engine per trial as soon as it "
+    "has trained")]
+TrialTimeout = Annotated[Optional[float], typer.Option(
+    min=1, help="seconds one attempt at a trial may run before it is killed as hung and retried (default per scale: "
+                "smoke 30 min, cpu 4 h, paper 48 h)")]
+
+
 class WandbMode(str, Enum):
     online = "online"
     offline = "offline"
@@ -103,31 +127,21 @@ def run(
     study_file: Path = typer.Argument(..., help="a study file, e.g. studies/lora_rank.py"),
     scale: Optional[Scale] = typer.Option(None, help="run size: smoke (tiny model, seconds), cpu (default "
                                           "without a GPU), paper (the Tina recipe, needs GPUs)"),
-    sweeps_dir: Path = typer.Option(Path("sweeps"), help="where sweeps/<study>/ is written"),
-    storage: Optional[str] = typer.Option(None, help="ledger: an Optuna storage URL (postgresql://...) or a "
-                                          ".journal path; default sweeps/<study>/ledger.journal"),
-    workers: int = typer.Option(1, min=1, help="trials run in parallel, each in its own process on its own GPU "
-                                "(or share of the CPU cores)"),
-    threads_per_worker: Optional[int] = typer.Option(None, min=1, help="CPU threads per worker (default: "
-                                                     "cores / workers)"),
-    max_retries: int = typer.Option(2, min=0, help="times a failed trial is retried on later runs"),
-    prices: Optional[Path] = typer.Option(None, help="JSON {device name: $ per device-hour} overriding the "
-                                          "default price table"),
-    eval_checkpoints: int = typer.Option(0, min=0, help="also evaluate every K-th saved checkpoint of each trial "
-                                         "run now (eval/checkpoint-N/); 0 = only the final adapter"),
+    sweeps_dir: SweepsDir = Path("sweeps"),
+    storage: Storage = None,
+    workers: Workers = 1,
+    threads_per_worker: ThreadsPerWorker = None,
+    max_retries: MaxRetries = 2,
+    prices: Prices = None,
+    eval_checkpoints: EvalCheckpoints = 0,
     wandb: Optional[WandbMode] = typer.Option(None, help="Weights & Biases logging (default: online with an API "
                                               "key, offline without one, off without wandb installed)"),
     wandb_project: Optional[str] = typer.Option(None, help="W&B project (default: the study's wandb_project, "
                                                 "else its name)"),
     redefine: bool = typer.Option(False, help="accept a definition whose trials clash with the ones the ledger "
                                   "holds under this study's name (its finished trials stay in the ledger)"),
-    share_eval_engine: bool = typer.Option(True, "--share-eval-engine/--engine-per-trial", help="eval.backend "
-                                           "vllm: evaluate the base model and every adapter this run trained "
-                                           "through one engine once training is done (default), or one engine per "
-                                           "trial as soon as it has trained"),
-    trial_timeout: Optional[float] = typer.Option(None, min=1, help="seconds one attempt at a trial may run "
-                                                  "before it is killed as hung and retried (default per scale: "
-                                                  "smoke 30 min, cpu 4 h, paper 48 h)"),
+    share_eval_engine: ShareEvalEngine = True,
+    trial_timeout: TrialTimeout = None,
 ) -> None:
     """Run every unfinished trial of a study (train + evaluate), then print and save the results table."""
     from tina_sweep.report.results import print_results, results_frame, write_results
@@ -221,27 +235,17 @@ def _preflight(study, trials, scale: str, storage: Optional[str], sweeps_dir: Pa
 @app.command()
 def worker(
     study_file: Path = typer.Argument(..., help="a study file, e.g. studies/lora_rank.py"),
-    storage: Optional[str] = typer.Option(None, help="the ledger every worker shares: an Optuna storage URL "
-                                          "(postgresql://user:password@host/db) or a .journal path; default "
-                                          "sweeps/<study>/ledger.journal (workers on this machine only)"),
+    storage: Storage = None,
     scale: Optional[Scale] = typer.Option(None, help="run size (default: paper with a CUDA GPU, else cpu); every "
                                           "worker of a study must use the same"),
-    sweeps_dir: Path = typer.Option(Path("sweeps"), help="where sweeps/<study>/ (trial folders) is written"),
-    workers: int = typer.Option(1, min=1, help="trials this worker runs at a time, each on its own GPU (or share "
-                                "of the CPU cores)"),
-    threads_per_worker: Optional[int] = typer.Option(None, min=1, help="CPU threads per trial (default: cores / "
-                                                     "workers)"),
-    max_retries: int = typer.Option(2, min=0, help="times a failed trial is retried"),
-    prices: Optional[Path] = typer.Option(None, help="JSON {device name: $ per device-hour} overriding the "
-                                          "default price table"),
-    eval_checkpoints: int = typer.Option(0, min=0, help="also evaluate every K-th saved checkpoint of each trial"),
-    share_eval_engine: bool = typer.Option(True, "--share-eval-engine/--engine-per-trial", help="eval.backend "
-                                           "vllm: evaluate the base model and every adapter this worker trained "
-                                           "through one engine once training is done (default), or one engine per "
-                                           "trial as soon as it has trained"),
-    trial_timeout: Optional[float] = typer.Option(None, min=1, help="seconds one attempt at a trial may run "
-                                                  "before it is killed as hung and retried (default per scale: "
-                                                  "smoke 30 min, cpu 4 h, paper 48 h)"),
+    sweeps_dir: SweepsDir = Path("sweeps"),
+    workers: Workers = 1,
+    threads_per_worker: ThreadsPerWorker = None,
+    max_retries: MaxRetries = 2,
+    prices: Prices = None,
+    eval_checkpoints: EvalCheckpoints = 0,
+    share_eval_engine: ShareEvalEngine = True,
+    trial_timeout: TrialTimeout = None,
 ) -> None:
     """Join a study from any machine: claim its trials from the ledger one by one and run them until none is
     waiting or running anywhere (start as many workers as you have devices; `tina-sweep status` shows them)."""
@@ -293,8 +297,8 @@ def plan(
 def status(
     target: str = typer.Argument(..., metavar="STUDY", help="a study file, a sweep folder (sweeps/<study>), or a "
                                  "study's name under --sweeps-dir"),
-    sweeps_dir: Path = typer.Option(Path("sweeps"), help="where sweeps/<study>/ lives"),
-    storage: Optional[str] = typer.Option(None, help="the ledger's storage URL, if not the default journal"),
+    sweeps_dir: SweepsDir = Path("sweeps"),
+    storage: Storage = None,
 ) -> None:
     """Show each trial of a study by state (waiting, running with worker and age, finished, failed with reason,
     retries) and what each running worker is doing (its trial's phase and step)."""
@@ -401,25 +405,22 @@ app.add_typer(launch_app, name="launch")
 @launch_app.command("slurm")
 def launch_slurm(
     study_file: Path = typer.Argument(..., help="a study file on a filesystem every node sees"),
-    storage: Optional[str] = typer.Option(None, help="the ledger every worker shares: postgresql://user@host/db "
-                                          "(a .journal file works only on a shared filesystem with file locks); "
-                                          "default sweeps/<study>/ledger.journal"),
+    storage: Storage = None,
     workers: int = typer.Option(1, min=1, help="array tasks (workers), each claiming trials until none is left"),
     gpus_per_worker: int = typer.Option(1, min=0, help="GPUs per task (--gpus-per-node); one trial per GPU"),
     partition: Optional[str] = typer.Option(None, help="Slurm partition"),
     time: str = typer.Option("24:00:00", help="time limit per task (Slurm format: minutes, HH:MM:SS, "
                              "D-HH:MM:SS); at the limit a task hands its trials back and is requeued"),
     scale: Scale = typer.Option(Scale.paper, help="run size of every worker"),
-    sweeps_dir: Path = typer.Option(Path("sweeps"), help="where sweeps/<study>/ (trial folders, logs) is written; "
-                                    "shared by every node"),
+    sweeps_dir: SweepsDir = Path("sweeps"),
     cpus_per_worker: int = typer.Option(8, min=1, help="CPU cores per task"),
     mem_gb: Optional[int] = typer.Option(None, min=1, help="memory per task in GB"),
     gres: Optional[str] = typer.Option(None, help="a --gres value (e.g. gpu:a100:2) instead of --gpus-per-node"),
     sbatch: list[str] = typer.Option([], help="more sbatch options as KEY=VALUE (account=..., qos=..., "
                                      "constraint=...); repeatable"),
     max_requeues: int = typer.Option(3, min=0, help="times a task is requeued after its time limit"),
-    max_retries: int = typer.Option(2, min=0, help="times a failed trial is retried"),
-    prices: Optional[Path] = typer.Option(None, help="JSON {device name: $ per device-hour}"),
+    max_retries: MaxRetries = 2,
+    prices: Prices = None,
     dry_run: bool = typer.Option(False, "--dry-run", help="print the sbatch script submitit would submit; submit "
                                  "nothing"),
     local: bool = typer.Option(False, "--local", help="run the same workers on this machine (submitit's "
