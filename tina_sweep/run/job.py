@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class Trained:
-    """What training leaves for evaluation (``trained.json`` when the evaluation waits for a shared engine)."""
+    """What training leaves for evaluation, over every attempt at the trial (``trained.json`` when the evaluation
+    waits for a shared engine): the JSON record of the trainer's in-process ``TrainOutcome`` (which also holds the
+    log history) that a later process reads."""
 
     seconds: float = 0.0
     tokens: int = 0
