@@ -10,7 +10,8 @@ by 2x and more from one another):
   roofline for that batch (each decode step reads every weight once and does 2 x parameters x batch FLOPs);
 - one GRPO step's training half: forward + backward of the LoRA policy (rank 8 on every linear layer, as the
   cpu recipe) on 8 sequences x 96 tokens, fp32 vs bf16 autocast;
-- one GRPO step's rollout half: sampling 8 completions of 24 tokens (2 prompts x 4 generations), per decode step.
+- one GRPO step's rollout half: sampling 8 completions of 24 tokens (2 prompts x 4 generations), per decode step;
+- a whole cpu-scale GRPO step through TRL, fp32 vs ``training.cpu_autocast: bf16``.
 
 Run: ``python benchmarks/cpu_throughput.py [--repeats 3]``. Nothing here changes tina-sweep's defaults.
 """
@@ -136,6 +137,25 @@ def rollout_seconds_per_step(model, tokenizer, repeats: int) -> float:
     return timed(lambda: model.generate(**batch, **kwargs), repeats) / 24
 
 
+def grpo_step_seconds(autocast: str, steps: int = 4) -> float:
+    """The median time of a whole cpu-scale GRPO step (TRL's GRPOTrainer through tina_sweep's trainer: rollouts,
+    rewards, forward + backward, optimizer) over steps 2..``steps``, with ``training.cpu_autocast``."""
+    import tempfile
+
+    from tina_sweep.study.recipes import preset
+    from tina_sweep.trial.spec import TrialSpec
+    from tina_sweep.trial.train.trainer import train_trial
+
+    tree = preset("cpu")
+    tree["training"].update(max_steps=steps, save_steps=1000, cpu_autocast=autocast)
+    tree["dataset"]["limit"] = 64
+    spec = TrialSpec.model_validate(tree)
+    ends: list[float] = []
+    with tempfile.TemporaryDirectory() as folder:
+        train_trial(spec, Path(folder) / "trial", on_step=lambda step, total, logs: ends.append(time.perf_counter()))
+    return statistics.median(b - a for a, b in zip(ends, ends[1:]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -168,6 +188,10 @@ def main() -> None:
     floor = max(weight_bytes / bandwidth, 2 * params * 8 / fp32)
     print(f"rollout (8 completions sampled, 24 tokens): {1000 * per_step:.0f} ms per decode step; floor "
           f"{1000 * floor:.0f} ms ({per_step / floor:.1f}x the floor)")
+
+    fp32_step, bf16_step = grpo_step_seconds("off"), grpo_step_seconds("bf16")
+    print(f"GRPO step (cpu scale, TRL, median of steps 2-4): fp32 {fp32_step:.2f} s, training.cpu_autocast bf16 "
+          f"{bf16_step:.2f} s (fp32/bf16 {fp32_step / bf16_step:.2f}x)")
 
     full = policy_step_seconds(model, repeats, autocast=False)
     mixed = policy_step_seconds(model, repeats, autocast=True)

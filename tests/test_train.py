@@ -547,3 +547,16 @@ def test_an_epoch_counts_global_batches(tmp_path, tiny_model_dir, processes_defi
     outcome = train_trial(spec, tmp_path / "trial")
     assert outcome.steps == 4 // processes_defined
     assert outcome.global_batch["prompts_per_step"] == processes_defined
+
+
+@pytest.mark.parametrize("setting, native, expected", [("off", True, False), ("bf16", True, True),
+                                                        ("bf16", False, False)])
+def test_cpu_autocast_is_bf16_only_where_the_cpu_computes_bf16(tmp_path, monkeypatch, setting, native, expected):
+    """training.cpu_autocast bf16 turns on TRL's bf16 mixed precision on a CPU with native bf16, fp32 elsewhere."""
+    import tina_sweep.trial.train.trainer as trainer
+
+    monkeypatch.setattr(trainer, "cpu_computes_bf16", lambda: native)
+    config = grpo_config(smoke_spec(**{"training.cpu_autocast": setting}), tmp_path, True)
+    assert config.bf16 is expected and config.use_cpu
+    assert smoke_spec().training.cpu_autocast == "off"  # the default, and absent from the trial hash
+    assert "cpu_autocast" not in smoke_spec().training.model_dump()

@@ -215,7 +215,7 @@ class AlgorithmSpec(Spec):
 
 
 class TrainingSpec(Spec):
-    LATER_DEFAULTS = {"stop_at_step": None, "global_batch_processes": 1}
+    LATER_DEFAULTS = {"stop_at_step": None, "global_batch_processes": 1, "cpu_autocast": "off"}
     learning_rate: PositiveFloat = 1e-4
     lr_scheduler_type: Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_min_lr"] = "constant"
     min_lr_rate: Probability = 0.1
@@ -234,6 +234,9 @@ class TrainingSpec(Spec):
     save_steps: PositiveInt = 10
     weight_decay: Annotated[Number, Field(ge=0)] = 0.0
     max_grad_norm: PositiveFloat = 1.0
+    cpu_autocast: Literal["off", "bf16"] = Field(
+        "off", description="training on a CPU: bf16 autocast (the weights stay fp32) where the CPU computes bf16 natively "
+                           "(AVX512-BF16 or AMX; fp32 elsewhere, with a warning); off: fp32")
 
     @model_validator(mode="after")
     def _stop_within_horizon(self) -> "TrainingSpec":

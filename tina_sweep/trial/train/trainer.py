@@ -53,6 +53,21 @@ class TrainOutcome:
         return self.generated_tokens + sum(a["generated_tokens"] for a in self.earlier_attempts)
 
 
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), so bf16 autocast pays; says so once when not."""
+    from pathlib import Path
+
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        return True
+    import warnings
+
+    warnings.warn("training.cpu_autocast bf16: this CPU has no native bf16 (AVX512-BF16 or AMX): training in fp32",
+                  stacklevel=2)
+    return False
+
+
 def world_size() -> int:
     """The data-parallel processes of this run: ``WORLD_SIZE`` as ``accelerate launch`` / torchrun set it, else 1."""
     value = os.environ.get("WORLD_SIZE", "1")
@@ -106,7 +121,8 @@ def grpo_config_kwargs(spec: TrialSpec, output_dir: Path, use_cpu: bool, report_
         logging_steps=1,
         seed=spec.seed,
         data_seed=spec.seed,
-        bf16=not use_cpu and spec.model.dtype == "bfloat16",
+        bf16=(spec.model.dtype == "bfloat16") if not use_cpu else (training.cpu_autocast == "bf16"
+                                                                      and cpu_computes_bf16()),
         fp16=False,
         use_cpu=use_cpu,
         gradient_checkpointing=not use_cpu,
