@@ -11,7 +11,9 @@ by 2x and more from one another):
 - one GRPO step's training half: forward + backward of the LoRA policy (rank 8 on every linear layer, as the
   cpu recipe) on 8 sequences x 96 tokens, fp32 vs bf16 autocast;
 - one GRPO step's rollout half: sampling 8 completions of 24 tokens (2 prompts x 4 generations), per decode step;
-- a whole cpu-scale GRPO step through TRL, fp32 vs ``training.cpu_autocast: bf16``.
+- a whole cpu-scale GRPO step through TRL, fp32 vs ``training.cpu_autocast: bf16``;
+- with ``--sweep``: ``tina-sweep run`` on a 4-trial study, one worker with every thread vs one single-threaded
+  worker per core.
 
 Run: ``python benchmarks/cpu_throughput.py [--repeats 3]``. Nothing here changes tina-sweep's defaults.
 """
@@ -156,10 +158,39 @@ def grpo_step_seconds(autocast: str, steps: int = 4) -> float:
     return statistics.median(b - a for a, b in zip(ends, ends[1:]))
 
 
+SWEEP_STUDY = """from tina_sweep import Study
+
+study = Study(name="throughput", description="4 short cpu-scale trials (benchmarks/cpu_throughput.py --sweep)",
+              recipe="arithmetic_dr_grpo", axes={"lora.rank": [4, 8, 16, 32]}, evaluate_base_model=False,
+              base={"training.max_steps": 4, "training.save_steps": 1000,
+                    "eval.benchmarks": [{"name": "arithmetic", "limit": 25}]})
+"""
+
+
+def sweep_seconds(workers: int, threads: int) -> float:
+    """Wall time of ``tina-sweep run`` on a 4-trial cpu-scale study (4 steps each, 25 evaluation problems) with
+    ``workers`` workers of ``threads`` threads, in a fresh sweeps folder."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        study = Path(folder) / "throughput.py"
+        study.write_text(SWEEP_STUDY)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "tina_sweep.cli", "run", str(study), "--scale", "cpu", "--sweeps-dir",
+                        str(Path(folder) / "sweeps"), "--workers", str(workers), "--threads-per-worker", str(threads),
+                        "--wandb", "off"], check=True, capture_output=True)
+        return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    repeats = parser.parse_args().repeats
+    parser.add_argument("--sweep", action="store_true", help="also time a 4-trial study with 1 worker x all threads "
+                                                             "and with one single-threaded worker per core (minutes)")
+    arguments = parser.parse_args()
+    repeats = arguments.repeats
     torch.manual_seed(0)
     name, threads, flags = cpu_description()
     print(f"machine: {name}, {threads} threads, flags: {', '.join(flags) or 'none of ' + ', '.join(CPU_FLAGS)}")
@@ -197,6 +228,12 @@ def main() -> None:
     mixed = policy_step_seconds(model, repeats, autocast=True)
     print(f"policy forward + backward (LoRA r8, 8 x 96 tokens): fp32 {full:.2f} s, bf16 autocast {mixed:.2f} s "
           f"(fp32/bf16 {full / mixed:.2f}x)")
+
+    if arguments.sweep:
+        one = sweep_seconds(1, threads)
+        many = sweep_seconds(threads, 1)
+        print(f"sweep of 4 short trials: 1 worker x {threads} threads {one:.0f} s, {threads} workers x 1 thread "
+              f"{many:.0f} s ({one / many:.2f}x)")
 
 
 if __name__ == "__main__":

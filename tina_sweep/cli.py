@@ -273,7 +273,8 @@ def plan(
 
     study, trials = _load(study_file, scale.value)
     recipe = at_scale(study, scale.value).recipe
-    table = Table(title=f"{study.name} at scale {scale.value}, recipe {recipe}: {len(trials)} trials + base model")
+    base = " + base model" if study.evaluate_base_model else ""
+    table = Table(title=f"{study.name} at scale {scale.value}, recipe {recipe}: {len(trials)} trials{base}")
     table.add_column("trial id")
     table.add_column("axes")
     table.add_column("lora r/alpha")
