@@ -99,19 +99,24 @@ def train_variant(name: str, root: Path) -> TrainedTrial:
 
     spec = smoke_spec(**TRAIN_VARIANTS[name])
     received = []
-    original = train_module.GRPOTrainer
+    originals = {name: getattr(train_module, name) for name in ("GRPOTrainer", "FastCpuGRPOTrainer")}
 
-    class RecordingTrainer(original):
-        def __init__(self, *args, **kwargs):
-            received.append(kwargs.get("args"))
-            super().__init__(*args, **kwargs)
+    def recording(original):
+        class RecordingTrainer(original):
+            def __init__(self, *args, **kwargs):
+                received.append(kwargs.get("args"))
+                super().__init__(*args, **kwargs)
 
-    train_module.GRPOTrainer = RecordingTrainer
+        return RecordingTrainer
+
+    for attribute, original in originals.items():
+        setattr(train_module, attribute, recording(original))
     try:
         trial_dir = root / name
         outcome = train_module.train_trial(spec, trial_dir)
     finally:
-        train_module.GRPOTrainer = original
+        for attribute, original in originals.items():
+            setattr(train_module, attribute, original)
     assert len(received) == 1
     _TRAINED[name] = TrainedTrial(name, spec, trial_dir, outcome, received[0])
     return _TRAINED[name]

@@ -215,7 +215,7 @@ class AlgorithmSpec(Spec):
 
 
 class TrainingSpec(Spec):
-    LATER_DEFAULTS = {"stop_at_step": None, "global_batch_processes": 1, "cpu_autocast": "off"}
+    LATER_DEFAULTS = {"stop_at_step": None, "global_batch_processes": 1, "cpu_autocast": "off", "cpu_fast_path": True}
     learning_rate: PositiveFloat = 1e-4
     lr_scheduler_type: Literal["constant", "constant_with_warmup", "linear", "cosine", "cosine_with_min_lr"] = "constant"
     min_lr_rate: Probability = 0.1
@@ -237,6 +237,11 @@ class TrainingSpec(Spec):
     cpu_autocast: Literal["off", "bf16"] = Field(
         "off", description="training on a CPU: bf16 autocast (the weights stay fp32) where the CPU computes bf16 natively "
                            "(AVX512-BF16 or AMX; fp32 elsewhere, with a warning); off: fp32")
+    cpu_fast_path: bool = Field(
+        True, description="training on one CPU process: compute each prompt once for all its completions (rollout "
+                          "prefill, policy forward and backward) and decode with prepacked oneDNN weights -- the same "
+                          "maths as TRL's own path, in another order (tina_sweep/trial/train/cpu_fast_path.py); "
+                          "false: TRL's path unchanged")
 
     @model_validator(mode="after")
     def _stop_within_horizon(self) -> "TrainingSpec":

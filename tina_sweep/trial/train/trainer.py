@@ -25,6 +25,7 @@ from trl import GRPOConfig, GRPOTrainer
 from tina_sweep.trial.algorithms import ALGORITHMS
 from tina_sweep.trial.attempts import TRAIN_PROGRESS, earlier_costs, loadable_checkpoints, write_json_atomic
 from tina_sweep.trial.spec import TrialSpec
+from tina_sweep.trial.train.cpu_fast_path import FastCpuGRPOTrainer
 from tina_sweep.trial.datasets import load_training_problems
 from tina_sweep.trial.models import load_model_and_tokenizer
 from tina_sweep.trial.prompts import apply_chat_template_choice, chat_messages
@@ -279,7 +280,8 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
     callbacks = ([_StepReporter(on_step, stop)] if on_step else []) + callbacks_from_environment()
     if stop is not None:
         callbacks.append(StopAtStep(stop))
-    trainer = GRPOTrainer(
+    trainer_class = FastCpuGRPOTrainer if spec.training.cpu_fast_path else GRPOTrainer
+    trainer = trainer_class(
         model=model,
         reward_funcs=[reward_function(r.name, spec.algorithm.max_completion_length, r.params,
                                       spec.algorithm.num_generations)
