@@ -131,17 +131,45 @@ def policy_step_seconds(model, repeats: int, autocast: bool) -> float:
 
 
 @torch.inference_mode()
-def rollout_seconds_per_step(model, tokenizer, repeats: int) -> float:
-    """Seconds per decode step of sampling 2 prompts x 4 completions of 24 tokens (the cpu scale's rollout)."""
-    batch = tokenizer(["What is 12 + 7?"] * 8, return_tensors="pt", padding=True)
-    kwargs = dict(max_new_tokens=24, min_new_tokens=24, do_sample=True, temperature=1.0, top_k=50,
+def rollout_seconds(model, tokenizer, repeats: int, fast: bool) -> float:
+    """Seconds to sample the cpu scale's rollout: 2 arithmetic prompts (its chat template) x 4 completions of 24
+    tokens from the LoRA policy (rank 8 on every linear layer), with ``generate`` as TRL calls it, or (``fast``)
+    through ``training.cpu_fast_path``: each prompt's prefill once, the frozen weights prepacked."""
+    from peft import LoraConfig, get_peft_model
+
+    from tina_sweep.study.recipes import preset
+    from tina_sweep.study.scales import ALL_LINEAR
+    from tina_sweep.trial.datasets import load_benchmark
+    from tina_sweep.trial.evaluate.scoring import problem_messages
+    from tina_sweep.trial.spec import DataSpec, TrialSpec
+    from tina_sweep.trial.train.cpu_fast_path import generate_sharing_prompts, prepacked_linears
+
+    spec = TrialSpec.model_validate(preset("cpu"))
+    prompts = [tokenizer.apply_chat_template(problem_messages(p, spec.prompt), tokenize=False,
+                                             add_generation_prompt=True)
+               for p in load_benchmark(DataSpec(name="arithmetic", limit=2)) for _ in range(4)]
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    kwargs = dict(max_new_tokens=24, min_new_tokens=24, do_sample=True, temperature=1.0, top_k=0,
                   pad_token_id=tokenizer.pad_token_id)
-    return timed(lambda: model.generate(**batch, **kwargs), repeats) / 24
+    policy = get_peft_model(model, LoraConfig(r=8, lora_alpha=32, lora_dropout=0.0, target_modules=ALL_LINEAR))
+    packed: dict = {}
+
+    def work():
+        if not fast:
+            return policy.generate(**batch, **kwargs)
+        with prepacked_linears(policy, packed, rows=8):
+            return generate_sharing_prompts(policy, batch["input_ids"], batch["attention_mask"], **kwargs)
+
+    try:
+        return timed(work, repeats)
+    finally:
+        policy.unload()
 
 
-def grpo_step_seconds(autocast: str, steps: int = 4) -> float:
+def grpo_step_seconds(autocast: str, fast_path: bool, steps: int = 5) -> float:
     """The median time of a whole cpu-scale GRPO step (TRL's GRPOTrainer through tina_sweep's trainer: rollouts,
-    rewards, forward + backward, optimizer) over steps 2..``steps``, with ``training.cpu_autocast``."""
+    rewards, forward + backward, optimizer) over steps 2..``steps``, with ``training.cpu_autocast`` and
+    ``training.cpu_fast_path``."""
     import tempfile
 
     from tina_sweep.study.recipes import preset
@@ -149,7 +177,7 @@ def grpo_step_seconds(autocast: str, steps: int = 4) -> float:
     from tina_sweep.trial.train.trainer import train_trial
 
     tree = preset("cpu")
-    tree["training"].update(max_steps=steps, save_steps=1000, cpu_autocast=autocast)
+    tree["training"].update(max_steps=steps, save_steps=1000, cpu_autocast=autocast, cpu_fast_path=fast_path)
     tree["dataset"]["limit"] = 64
     spec = TrialSpec.model_validate(tree)
     ends: list[float] = []
@@ -167,29 +195,117 @@ study = Study(name="throughput", description="4 short cpu-scale trials (benchmar
 """
 
 
-def sweep_seconds(workers: int, threads: int) -> float:
+def sweep_seconds(workers: int | None, threads: int | None) -> float:
     """Wall time of ``tina-sweep run`` on a 4-trial cpu-scale study (4 steps each, 25 evaluation problems) with
-    ``workers`` workers of ``threads`` threads, in a fresh sweeps folder."""
-    import subprocess
-    import sys
+    ``workers`` workers of ``threads`` threads (None: tina-sweep's defaults), in a fresh sweeps folder."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
         study = Path(folder) / "throughput.py"
         study.write_text(SWEEP_STUDY)
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "tina_sweep.cli", "run", str(study), "--scale", "cpu", "--sweeps-dir",
-                        str(Path(folder) / "sweeps"), "--workers", str(workers), "--threads-per-worker", str(threads),
-                        "--wandb", "off"], check=True, capture_output=True)
-        return time.perf_counter() - started
+        options = (["--workers", str(workers)] if workers else []) + \
+            (["--threads-per-worker", str(threads)] if threads else [])
+        return run_seconds(["-m", "tina_sweep.cli", "run", str(study), "--scale", "cpu", "--sweeps-dir",
+                            str(Path(folder) / "sweeps"), "--wandb", "off", *options])
+
+
+def run_seconds(arguments: list[str]) -> float:
+    """Wall time of ``python <arguments>`` in a new process, from start to exit (failure raises)."""
+    import subprocess
+    import sys
+
+    started = time.perf_counter()
+    subprocess.run([sys.executable, *arguments], check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+# (a) one trial through tina-sweep; TRL's own path (no cpu_fast_path, fp32), so that the same run can be written
+# with TRL directly
+OVERHEAD_STUDY = """from tina_sweep import Study
+
+study = Study(name="overhead", description="one cpu-scale trial (benchmarks/cpu_throughput.py --overhead)",
+              recipe="arithmetic_dr_grpo", axes={"lora.rank": [8]}, evaluate_base_model=False,
+              base={"training.max_steps": 10, "training.save_steps": 1000, "training.cpu_fast_path": False,
+                    "eval.benchmarks": [{"name": "arithmetic", "limit": 50}]})
+"""
+
+
+def direct_trial(spec_path: Path, folder: Path) -> None:
+    """The trial of ``spec_path`` written with TRL directly, as a user would without tina-sweep: load the model,
+    GRPOTrainer with the trial's GRPOConfig, LoRA and rewards, train, save the adapter, merge it, then generate the
+    benchmarks in the same batches and grade them with the same grader; prints the Pass@1s as JSON."""
+    import json
+
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    from tina_sweep.trial.datasets import load_benchmark, load_training_problems
+    from tina_sweep.trial.evaluate.local import evaluate_benchmark
+    from tina_sweep.trial.evaluate.scoring import evaluation_prompt
+    from tina_sweep.trial.models import load_model_and_tokenizer
+    from tina_sweep.trial.prompts import apply_chat_template_choice
+    from tina_sweep.trial.rewards import reward_function
+    from tina_sweep.trial.spec import TrialSpec
+    from tina_sweep.trial.train.trainer import grpo_config, lora_config, training_rows
+
+    spec = TrialSpec.model_validate(json.loads(spec_path.read_text()))
+    model, tokenizer = load_model_and_tokenizer(spec.model.name, spec.model.dtype, spec.model.attn_implementation)
+    apply_chat_template_choice(tokenizer, spec.prompt)
+    rewards = [reward_function(r.name, spec.algorithm.max_completion_length, r.params, spec.algorithm.num_generations)
+               for r in spec.algorithm.rewards]
+    trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=grpo_config(spec, folder / "checkpoints", True),
+                          train_dataset=Dataset.from_list(training_rows(spec, load_training_problems(spec))),
+                          processing_class=tokenizer, peft_config=lora_config(spec))
+    trainer.train()
+    trainer.save_model(str(folder / "adapter"))
+    merged = trainer.model.merge_and_unload().eval()
+    tokenizer.padding_side = "left"
+    prompt = evaluation_prompt(spec.prompt, spec.eval)
+    scores = {b.name: evaluate_benchmark(merged, tokenizer, load_benchmark(b), b.name, prompt, spec.eval,
+                                         spec.seed).pass_at_1 for b in spec.eval.benchmarks}
+    print(json.dumps(scores))
+
+
+def overhead_seconds(rounds: int = 2) -> tuple[float, float, dict, dict]:
+    """Mean wall times of one trial through ``tina-sweep run`` and of the same run written with TRL directly
+    (``direct_trial``), alternating ``rounds`` times, each in a new process; and the two runs' Pass@1s."""
+    import json
+    import tempfile
+
+    swept, direct = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        study = Path(folder) / "overhead.py"
+        study.write_text(OVERHEAD_STUDY)
+        for round_ in range(rounds):
+            sweeps = Path(folder) / f"sweeps{round_}"
+            swept.append(run_seconds(["-m", "tina_sweep.cli", "run", str(study), "--scale", "cpu", "--sweeps-dir",
+                                      str(sweeps), "--wandb", "off", "--workers", "1"]))
+            trial = next((sweeps / "overhead" / "trials").glob("rank=*"))
+            ours = json.loads((trial / "result.json").read_text())["pass_at_1"]
+            out = Path(folder) / f"direct{round_}"
+            started = time.perf_counter()
+            import subprocess
+            import sys
+
+            printed = subprocess.run([sys.executable, __file__, "--direct-trial", str(trial / "spec.json"),
+                                      str(out)], check=True, capture_output=True, text=True).stdout
+            direct.append(time.perf_counter() - started)
+            theirs = json.loads(printed.strip().splitlines()[-1])
+    return statistics.mean(swept), statistics.mean(direct), ours, theirs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sweep", action="store_true", help="also time a 4-trial study with 1 worker x all threads "
-                                                             "and with one single-threaded worker per core (minutes)")
+    parser.add_argument("--sweep", action="store_true", help="(d) also time a 4-trial study with 1 worker x all "
+                                                             "threads and with tina-sweep's default workers (minutes)")
+    parser.add_argument("--overhead", action="store_true", help="(a) also time one trial through tina-sweep against "
+                                                                "the same run written with TRL directly (minutes)")
+    parser.add_argument("--direct-trial", nargs=2, type=Path, metavar=("SPEC_JSON", "FOLDER"),
+                        help=argparse.SUPPRESS)  # the direct run of (a), in its own process
     arguments = parser.parse_args()
+    if arguments.direct_trial:
+        return direct_trial(*arguments.direct_trial)
     repeats = arguments.repeats
     torch.manual_seed(0)
     name, threads, flags = cpu_description()
@@ -215,26 +331,33 @@ def main() -> None:
           f"roofline allows {floor:.2f} s ({'compute' if compute_floor >= memory_floor else 'memory'}-bound): "
           f"{100 * floor / run['seconds']:.0f}% of it")
 
-    per_step = rollout_seconds_per_step(model, tokenizer, repeats)
-    floor = max(weight_bytes / bandwidth, 2 * params * 8 / fp32)
-    print(f"rollout (8 completions sampled, 24 tokens): {1000 * per_step:.0f} ms per decode step; floor "
-          f"{1000 * floor:.0f} ms ({per_step / floor:.1f}x the floor)")
+    before, after = rollout_seconds(model, tokenizer, repeats, False), rollout_seconds(model, tokenizer, repeats, True)
+    floor = 24 * max(weight_bytes / bandwidth, 2 * params * 8 / fp32)
+    print(f"rollout (2 prompts x 4 completions sampled, 24 tokens, fp32): TRL's generate {before:.2f} s, "
+          f"training.cpu_fast_path {after:.2f} s ({before / after:.2f}x); decode floor {floor:.2f} s")
 
-    fp32_step, bf16_step = grpo_step_seconds("off"), grpo_step_seconds("bf16")
-    print(f"GRPO step (cpu scale, TRL, median of steps 2-4): fp32 {fp32_step:.2f} s, training.cpu_autocast bf16 "
-          f"{bf16_step:.2f} s (fp32/bf16 {fp32_step / bf16_step:.2f}x)")
+    steps = {(autocast, fast): grpo_step_seconds(autocast, fast)
+             for autocast, fast in (("off", False), ("off", True), ("bf16", True))}
+    trl = steps["off", False]
+    print(f"(b) GRPO step (cpu scale, median of steps 2-5): before (TRL's path, fp32) {trl:.2f} s; "
+          f"cpu_fast_path fp32 {steps['off', True]:.2f} s ({trl / steps['off', True]:.2f}x); "
+          f"cpu_fast_path + cpu_autocast bf16 {steps['bf16', True]:.2f} s ({trl / steps['bf16', True]:.2f}x)")
 
     full = policy_step_seconds(model, repeats, autocast=False)
     mixed = policy_step_seconds(model, repeats, autocast=True)
-    print(f"policy forward + backward (LoRA r8, 8 x 96 tokens): fp32 {full:.2f} s, bf16 autocast {mixed:.2f} s "
-          f"(fp32/bf16 {full / mixed:.2f}x)")
+    print(f"policy forward + backward (LoRA r8, 8 x 96 tokens, no prompt sharing): fp32 {full:.2f} s, bf16 autocast "
+          f"{mixed:.2f} s (fp32/bf16 {full / mixed:.2f}x)")
+
+    if arguments.overhead:
+        swept, direct, ours, theirs = overhead_seconds()
+        print(f"(a) one trial (10 steps, 50 problems; TRL's path): tina-sweep run {swept:.1f} s, the same run written "
+              f"with TRL directly {direct:.1f} s (ratio {swept / direct:.3f}); Pass@1 {ours} vs {theirs}")
 
     if arguments.sweep:
         one = sweep_seconds(1, threads)
-        many = sweep_seconds(threads, 1)
-        print(f"sweep of 4 short trials: 1 worker x {threads} threads {one:.0f} s, {threads} workers x 1 thread "
-              f"{many:.0f} s ({one / many:.2f}x)")
-
+        default = sweep_seconds(None, None)
+        print(f"(d) sweep of 4 short trials: 1 worker x {threads} threads {one:.0f} s, tina-sweep's default "
+              f"({default_workers_line()}) {default:.0f} s ({one / default:.2f}x)")
 
 if __name__ == "__main__":
     main()

@@ -68,8 +68,9 @@ Storage = Annotated[Optional[str], typer.Option(
 MaxRetries = Annotated[int, typer.Option(min=0, help="times a failed trial is retried")]
 Prices = Annotated[Optional[Path], typer.Option(help="JSON {device name: $ per device-hour} overriding the default "
                                                      "price table")]
-Workers = Annotated[int, typer.Option(min=1, help="trials run at a time, each in its own process on its own GPU (or "
-                                                  "share of the CPU cores)")]
+Workers = Annotated[Optional[int], typer.Option(
+    min=1, help="trials run at a time, each in its own process on its own GPU (or share of the CPU cores); default: "
+                "one per GPU, else one single-threaded trial per CPU core, as many as the free memory holds")]
 ThreadsPerWorker = Annotated[Optional[int], typer.Option(min=1, help="CPU threads per trial (default: cores / "
                                                                      "workers)")]
 EvalCheckpoints = Annotated[int, typer.Option(min=0, help="also evaluate every K-th saved checkpoint of each trial "
@@ -129,7 +130,7 @@ def run(
                                           "without a GPU), paper (the Tina recipe, needs GPUs)"),
     sweeps_dir: SweepsDir = Path("sweeps"),
     storage: Storage = None,
-    workers: Workers = 1,
+    workers: Workers = None,
     threads_per_worker: ThreadsPerWorker = None,
     max_retries: MaxRetries = 2,
     prices: Prices = None,
@@ -239,7 +240,7 @@ def worker(
     scale: Optional[Scale] = typer.Option(None, help="run size (default: paper with a CUDA GPU, else cpu); every "
                                           "worker of a study must use the same"),
     sweeps_dir: SweepsDir = Path("sweeps"),
-    workers: Workers = 1,
+    workers: Workers = None,
     threads_per_worker: ThreadsPerWorker = None,
     max_retries: MaxRetries = 2,
     prices: Prices = None,

@@ -32,7 +32,7 @@ class RunOptions:
     scale: str
     sweeps_root: Path = Path("sweeps")
     storage: str | None = None
-    workers: int = 1
+    workers: int | None = None  # trials at once; None: one per GPU, else one per CPU core the memory holds
     threads_per_worker: int | None = None
     max_retries: int = 2
     prices: dict[str, float] | None = None
@@ -40,6 +40,11 @@ class RunOptions:
     eval_checkpoints: int = 0  # evaluate every K-th saved checkpoint too; 0 = off
     share_eval_engine: bool = True  # eval.backend vllm: a worker's jobs evaluated together by one engine
     trial_timeout: float | None = None  # seconds one attempt may run; None: the scale's default
+
+    def worker_count(self) -> int:
+        from tina_sweep.run.worker import default_workers
+
+        return self.workers if self.workers is not None else default_workers(self.scale)
 
     def timeout(self) -> float:
         from tina_sweep.study.scales import TRIAL_TIMEOUTS
@@ -92,7 +97,8 @@ def run_study(study: Study, trials: list[Trial], options: RunOptions) -> list[di
                   + f"), ledger {_describe_storage(options.storage, sweep_dir)}")
     if todo or counts.running:
         prepare_models(by_id)
-        slots = plan_slots(max(1, min(options.workers, todo)), options.threads_per_worker)
+        slots = plan_slots(max(1, min(options.worker_count(), todo)), options.threads_per_worker)
+        console.print(describe_slots(slots), highlight=False)
         with _RichDisplay(todo) as display:
             Worker(ledger, by_id, sweep_dir, slots, options.prices, options.tracking, options.eval_checkpoints,
                    display, options.share_eval_engine, options.timeout()).run()
@@ -116,9 +122,18 @@ def run_worker(study: Study, trials: list[Trial], options: RunOptions):
         ledger.close()
         return WorkerSummary()
     prepare_models(by_id)
-    slots = plan_slots(options.workers, options.threads_per_worker)
+    slots = plan_slots(options.worker_count(), options.threads_per_worker)
+    print(describe_slots(slots), flush=True)
     return Worker(ledger, by_id, sweep_dir, slots, options.prices, options.tracking, options.eval_checkpoints,
                   LineDisplay(), options.share_eval_engine, options.timeout()).run()
+
+
+def describe_slots(slots) -> str:
+    """One line: how many trials run at once, where, and with how many threads each."""
+    threads = {slot.threads for slot in slots}
+    each = f", {threads.pop()} thread(s) each" if len(threads) == 1 and None not in threads else ""
+    places = "; ".join(slot.describe() for slot in slots)
+    return f"{len(slots)} trial(s) at a time ({places}){each}"
 
 
 def _describe_storage(storage: str | None, sweep_dir: Path) -> str:

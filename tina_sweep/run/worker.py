@@ -87,11 +87,41 @@ def visible_gpus() -> list[str]:
     return listed[:count] if listed else [str(i) for i in range(count)]
 
 
+def _cores() -> list[int]:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
+def available_memory_gb() -> float | None:
+    """The memory the kernel says new processes can use without swapping (MemAvailable), or None if unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
+    return None
+
+
+def default_workers(scale: str, gpus: list[str] | None = None) -> int:
+    """How many trials to run at once when ``--workers`` is not given: one per GPU; without one, one
+    single-threaded trial per CPU core (at the cpu scale's sizes a trial does not scale to more threads, and
+    parallel trials do: ``benchmarks/cpu_throughput.py --sweep``), as many as the available memory holds
+    (``TRIAL_MEMORY_GB``)."""
+    from tina_sweep.study.scales import TRIAL_MEMORY_GB
+
+    gpus = visible_gpus() if gpus is None else gpus
+    if gpus:
+        return len(gpus)
+    available = available_memory_gb()
+    by_memory = len(_cores()) if available is None else int(available // TRIAL_MEMORY_GB.get(scale, 4.0))
+    return max(1, min(len(_cores()), by_memory))
+
+
 def plan_slots(workers: int, threads_per_worker: int | None = None, gpus: list[str] | None = None) -> list[Slot]:
     """``workers`` slots: one GPU each (round-robin when there are fewer GPUs than workers), else a disjoint
     share of this process's CPU cores each (pinned when there are at least as many cores as workers)."""
     gpus = visible_gpus() if gpus is None else gpus
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cores = _cores()
     share = max(1, len(cores) // workers)
     threads = threads_per_worker or share
     if gpus:

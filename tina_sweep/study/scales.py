@@ -19,6 +19,11 @@ from tina_sweep.trial.prompts import TINA_MATH_QUERY_TEMPLATE
 # (``--trial-timeout`` overrides it). Generous: about 10x what a trial takes on a slow machine.
 TRIAL_TIMEOUTS: dict[str, float] = {"smoke": 30 * 60, "cpu": 4 * 3600, "paper": 48 * 3600}
 
+# The peak resident memory of one trial's process (training, then evaluation), which bounds how many trials a machine
+# runs at once (``tina_sweep.run.worker.default_workers``): cpu measured at 3.3 GB (LoRA rank 64, bf16 autocast,
+# evaluation batch 50); paper scale keeps its weights on the GPU.
+TRIAL_MEMORY_GB: dict[str, float] = {"smoke": 0.5, "cpu": 3.5, "paper": 16.0}
+
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 # The size of each scale: the model, the budget (rollouts per prompt and their length, steps, batch, checkpoints,
