@@ -209,14 +209,30 @@ def sweep_seconds(workers: int | None, threads: int | None) -> float:
                             str(Path(folder) / "sweeps"), "--wandb", "off", *options])
 
 
+def default_workers_line() -> str:
+    """What ``tina-sweep run`` starts on this machine at the cpu scale without --workers."""
+    from tina_sweep.run.runner import describe_slots
+    from tina_sweep.run.worker import default_workers, plan_slots
+
+    return describe_slots(plan_slots(default_workers("cpu")))
+
+
 def run_seconds(arguments: list[str]) -> float:
-    """Wall time of ``python <arguments>`` in a new process, from start to exit (failure raises)."""
+    """Wall time of ``python <arguments>`` in a new process, from start to its exit, as a shell sees it (output to a
+    file: a pipe would also wait for the fork server, which outlives the run by its own teardown); failure
+    raises with the output's tail."""
     import subprocess
     import sys
+    import tempfile
 
-    started = time.perf_counter()
-    subprocess.run([sys.executable, *arguments], check=True, capture_output=True)
-    return time.perf_counter() - started
+    with tempfile.TemporaryFile("w+") as output:
+        started = time.perf_counter()
+        code = subprocess.run([sys.executable, *arguments], stdout=output, stderr=subprocess.STDOUT).returncode
+        seconds = time.perf_counter() - started
+        if code:
+            output.seek(0)
+            raise RuntimeError(f"python {' '.join(arguments)} exited with {code}: {output.read()[-2000:]}")
+    return seconds
 
 
 # (a) one trial through tina-sweep; TRL's own path (no cpu_fast_path, fp32), so that the same run can be written
@@ -233,7 +249,7 @@ study = Study(name="overhead", description="one cpu-scale trial (benchmarks/cpu_
 def direct_trial(spec_path: Path, folder: Path) -> None:
     """The trial of ``spec_path`` written with TRL directly, as a user would without tina-sweep: load the model,
     GRPOTrainer with the trial's GRPOConfig, LoRA and rewards, train, save the adapter, merge it, then generate the
-    benchmarks in the same batches and grade them with the same grader; prints the Pass@1s as JSON."""
+    benchmarks in the same batches and grade them with the same grader; writes the Pass@1s to pass_at_1.json."""
     import json
 
     from datasets import Dataset
@@ -248,7 +264,7 @@ def direct_trial(spec_path: Path, folder: Path) -> None:
     from tina_sweep.trial.spec import TrialSpec
     from tina_sweep.trial.train.trainer import grpo_config, lora_config, training_rows
 
-    spec = TrialSpec.model_validate(json.loads(spec_path.read_text()))
+    spec = TrialSpec.model_validate(json.loads(spec_path.read_text())["spec"])  # a trial folder's spec.json
     model, tokenizer = load_model_and_tokenizer(spec.model.name, spec.model.dtype, spec.model.attn_implementation)
     apply_chat_template_choice(tokenizer, spec.prompt)
     rewards = [reward_function(r.name, spec.algorithm.max_completion_length, r.params, spec.algorithm.num_generations)
@@ -263,7 +279,7 @@ def direct_trial(spec_path: Path, folder: Path) -> None:
     prompt = evaluation_prompt(spec.prompt, spec.eval)
     scores = {b.name: evaluate_benchmark(merged, tokenizer, load_benchmark(b), b.name, prompt, spec.eval,
                                          spec.seed).pass_at_1 for b in spec.eval.benchmarks}
-    print(json.dumps(scores))
+    (folder / "pass_at_1.json").write_text(json.dumps(scores))
 
 
 def overhead_seconds(rounds: int = 2) -> tuple[float, float, dict, dict]:
@@ -283,34 +299,13 @@ def overhead_seconds(rounds: int = 2) -> tuple[float, float, dict, dict]:
             trial = next((sweeps / "overhead" / "trials").glob("rank=*"))
             ours = json.loads((trial / "result.json").read_text())["pass_at_1"]
             out = Path(folder) / f"direct{round_}"
-            started = time.perf_counter()
-            import subprocess
-            import sys
-
-            printed = subprocess.run([sys.executable, __file__, "--direct-trial", str(trial / "spec.json"),
-                                      str(out)], check=True, capture_output=True, text=True).stdout
-            direct.append(time.perf_counter() - started)
-            theirs = json.loads(printed.strip().splitlines()[-1])
+            direct.append(run_seconds([__file__, "--direct-trial", str(trial / "spec.json"), str(out)]))
+            theirs = json.loads((out / "pass_at_1.json").read_text())
     return statistics.mean(swept), statistics.mean(direct), ours, theirs
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sweep", action="store_true", help="(d) also time a 4-trial study with 1 worker x all "
-                                                             "threads and with tina-sweep's default workers (minutes)")
-    parser.add_argument("--overhead", action="store_true", help="(a) also time one trial through tina-sweep against "
-                                                                "the same run written with TRL directly (minutes)")
-    parser.add_argument("--direct-trial", nargs=2, type=Path, metavar=("SPEC_JSON", "FOLDER"),
-                        help=argparse.SUPPRESS)  # the direct run of (a), in its own process
-    arguments = parser.parse_args()
-    if arguments.direct_trial:
-        return direct_trial(*arguments.direct_trial)
-    repeats = arguments.repeats
-    torch.manual_seed(0)
-    name, threads, flags = cpu_description()
-    print(f"machine: {name}, {threads} threads, flags: {', '.join(flags) or 'none of ' + ', '.join(CPU_FLAGS)}")
-
+def machine_parts(repeats: int) -> None:
+    """The roofline, evaluation, rollout, GRPO step and forward + backward timings."""
     bandwidth = memory_bandwidth(repeats)
     fp32 = gemm_flops(torch.float32, repeats)
     bf16 = gemm_flops(torch.bfloat16, repeats)
@@ -348,6 +343,28 @@ def main() -> None:
     print(f"policy forward + backward (LoRA r8, 8 x 96 tokens, no prompt sharing): fp32 {full:.2f} s, bf16 autocast "
           f"{mixed:.2f} s (fp32/bf16 {full / mixed:.2f}x)")
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sweep", action="store_true", help="(d) also time a 4-trial study with 1 worker x all "
+                                                             "threads and with tina-sweep's default workers (minutes)")
+    parser.add_argument("--overhead", action="store_true", help="(a) also time one trial through tina-sweep against "
+                                                                "the same run written with TRL directly (minutes)")
+    parser.add_argument("--no-machine", action="store_true", help="skip the roofline and the per-part timings (run "
+                                                                   "only --overhead / --sweep)")
+    parser.add_argument("--direct-trial", nargs=2, type=Path, metavar=("SPEC_JSON", "FOLDER"),
+                        help=argparse.SUPPRESS)  # the direct run of (a), in its own process
+    arguments = parser.parse_args()
+    if arguments.direct_trial:
+        return direct_trial(*arguments.direct_trial)
+    repeats = arguments.repeats
+    torch.manual_seed(0)
+    name, threads, flags = cpu_description()
+    print(f"machine: {name}, {threads} threads, flags: {', '.join(flags) or 'none of ' + ', '.join(CPU_FLAGS)}")
+
+    if not arguments.no_machine:
+        machine_parts(repeats)
     if arguments.overhead:
         swept, direct, ours, theirs = overhead_seconds()
         print(f"(a) one trial (10 steps, 50 problems; TRL's path): tina-sweep run {swept:.1f} s, the same run written "

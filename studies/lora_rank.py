@@ -19,8 +19,9 @@ study = Study(
     scales={
         "paper": {"base": {"training.save_steps": 50, "training.stop_at_step": 180},
                   "linked": {"lora.rank": {"32": {"training.save_steps": 10}}}},
-        # on 2 CPU cores: Dr.GRPO with accuracy + boxed-format rewards on arithmetic (docs/cpu_lora_rank.md)
-        "cpu": {"recipe": "arithmetic_dr_grpo", "axes": {"lora.rank": [4, 16, 64]}},
+        # on 2 CPU cores: Dr.GRPO with accuracy + boxed-format rewards on arithmetic, 3 seeds per arm (one seed's
+        # effects sit inside the seed spread: docs/cpu_lora_rank.md)
+        "cpu": {"recipe": "arithmetic_dr_grpo", "axes": {"lora.rank": [4, 16, 64]}, "seeds": [42, 7, 13]},
         "smoke": {"recipe": "arithmetic_smoke", "axes": {"lora.rank": [2, 4]}},
     },
 )

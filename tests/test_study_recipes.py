@@ -71,7 +71,10 @@ def test_shipped_studies_state_their_recipe_at_every_scale(path):
 def test_lora_rank_top_level_axes_are_the_papers():
     study = load_study("studies/lora_rank.py")
     assert at_scale(study, "paper").axes == {"lora.rank": [4, 8, 16, 32, 128]}
-    assert [t.trial_id.split("-s42-")[0] for t in resolve(study, "cpu")] == ["rank=4", "rank=16", "rank=64"]
+    cpu = resolve(study, "cpu")
+    assert [t.trial_id.split("-s")[0] for t in cpu][::3] == ["rank=4", "rank=16", "rank=64"]
+    assert [t.spec.seed for t in cpu] == [42, 7, 13] * 3  # three seeds per arm at the cpu scale
+    assert {t.spec.training.cpu_autocast for t in cpu} == {"bf16"}
 
 
 @pytest.mark.parametrize("field, short", [("training.learning_rate", "lr"), ("algorithm.name", "algorithm"),

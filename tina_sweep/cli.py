@@ -96,6 +96,12 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _start_trial_processes() -> None:
+    from tina_sweep.run.worker import start_trial_processes
+
+    start_trial_processes()
+
+
 def _choose_scale(scale: Optional[Scale]) -> str:
     import torch
 
@@ -145,6 +151,7 @@ def run(
     trial_timeout: TrialTimeout = None,
 ) -> None:
     """Run every unfinished trial of a study (train + evaluate), then print and save the results table."""
+    _start_trial_processes()
     from tina_sweep.report.results import print_results, results_frame, write_results
     from tina_sweep.run.runner import RunOptions, run_study
 
@@ -250,6 +257,7 @@ def worker(
 ) -> None:
     """Join a study from any machine: claim its trials from the ledger one by one and run them until none is
     waiting or running anywhere (start as many workers as you have devices; `tina-sweep status` shows them)."""
+    _start_trial_processes()
     from tina_sweep.run.runner import RunOptions, run_worker
 
     chosen = _choose_scale(scale)

@@ -495,6 +495,15 @@ def _context():
     return _context_cache[0]
 
 
+def start_trial_processes() -> None:
+    """Start the fork server now: its imports (torch, transformers, TRL: seconds) then overlap the run's own
+    preparation (the scale, the study's checks) instead of delaying the first trial."""
+    if _context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
 class _PassFd:
     """An open file descriptor handed to a child process (it keeps the attempt lock held while it lives)."""
 
