@@ -218,3 +218,17 @@ def usable_attention(requested: str) -> str:
 
     warnings.warn("attn_implementation flash_attention_2 needs flash-attn and a CUDA GPU: using sdpa", stacklevel=2)
     return "sdpa"
+
+
+def cache_keyword(model) -> str:
+    """The name a model's forward and ``generate`` take a key/value cache by (transformers 5 renamed
+    ``past_key_values`` to ``cache``)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def returned_cache(outputs):
+    """The key/value cache a forward returned (``outputs.cache``, or ``past_key_values`` before the rename)."""
+    cache = getattr(outputs, "cache", None)
+    return cache if cache is not None else outputs.past_key_values

@@ -16,7 +16,7 @@ The fast path changes the order of the work, not the maths -- every product is s
   (``prepacked_linears``), which decodes at batch 8 about twice as fast as ``F.linear``.
 
 Each piece falls back to TRL's own path where it does not apply (multimodal inputs, vLLM, logit soft-capping or
-scaling, several processes, a GPU, a batch whose prompts are all distinct).
+scaling, ``cast_lm_head_to_fp32``, several processes, a GPU, a batch whose prompts are all distinct).
 ``tests/test_cpu_fast_path.py`` checks log-probs, gradients and greedy rollouts against TRL's path.
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import inspect
 from collections.abc import Iterator
 
 import torch
@@ -34,6 +33,8 @@ from trl.extras.profiling import profiling_context
 from trl.kernels import ChunkedLogProbFunction
 from trl.models import unwrap_model_for_generation
 from trl.trainer.utils import pad
+
+from tina_sweep.trial.models import cache_keyword, returned_cache
 
 # the config fields that make TRL's fused log-prob head scale or cap logits: a model with any of them set takes
 # TRL's own path
@@ -53,16 +54,6 @@ def prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> tuple[
     first = torch.full((distinct.size(0),), rows.size(0), dtype=torch.long, device=rows.device)
     first = first.scatter_reduce(0, inverse, order, reduce="amin")
     return first, inverse
-
-
-def _cache_keyword(module: nn.Module) -> str:
-    """The name a model's forward takes its key/value cache by (transformers renamed it in 5.x)."""
-    return "cache" if "cache" in inspect.signature(module.forward).parameters else "past_key_values"
-
-
-def _returned_cache(outputs):
-    cache = getattr(outputs, "cache", None)
-    return cache if cache is not None else outputs.past_key_values
 
 
 def _causal_lm(model: nn.Module) -> nn.Module:
@@ -92,10 +83,10 @@ def shared_prompt_logps(model: nn.Module, input_ids: torch.Tensor, attention_mas
     # positions 0..L-1 over the padded rows, as TRL's single forward of prompt + completion (no position_ids)
     prompt = backbone(input_ids=input_ids[first, :start], attention_mask=attention_mask[first, :start],
                       use_cache=True)
-    cache = _returned_cache(prompt)
+    cache = returned_cache(prompt)
     cache.batch_select_indices(inverse)  # every completion attends to its own prompt's keys and values
     completion = backbone(input_ids=input_ids[:, start:], attention_mask=attention_mask,
-                          **{_cache_keyword(backbone): cache})
+                          **{cache_keyword(backbone): cache})
     # the hidden state before each completion token predicts it: the prompt's last, then the completion's own
     hidden = torch.cat([prompt.last_hidden_state[:, -1:][inverse], completion.last_hidden_state[:, :-1]], dim=1)
     targets, scored = input_ids[:, start:], attention_mask[:, start:].bool()
@@ -123,9 +114,9 @@ def generate_sharing_prompts(model: nn.Module, input_ids: torch.Tensor, attentio
     positions = (head_mask.long().cumsum(-1) - 1).masked_fill(head_mask == 0, 0)
     prefill = model(input_ids=head_ids, attention_mask=head_mask, position_ids=positions, use_cache=True,
                     logits_to_keep=1)
-    cache = _returned_cache(prefill)
+    cache = returned_cache(prefill)
     cache.batch_select_indices(inverse)
-    keyword = _cache_keyword(_causal_lm(model))
+    keyword = cache_keyword(_causal_lm(model))
     return model.generate(input_ids=input_ids, attention_mask=attention_mask, **{keyword: cache}, **generate_kwargs)
 
 
@@ -193,6 +184,7 @@ class FastCpuGRPOTrainer(GRPOTrainer):
 
     def _fast_path_applies(self) -> bool:
         return (self.accelerator.num_processes == 1 and self.accelerator.device.type == "cpu"
+                and not self.args.cast_lm_head_to_fp32
                 and not logit_transforms(_causal_lm(self.accelerator.unwrap_model(self.model))))
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
