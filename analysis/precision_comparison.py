@@ -37,13 +37,20 @@ def load_runs(sweep_dir: Path) -> dict[tuple[str, int], TrialRun]:
         trial, result = json.loads(spec_path.read_text()), json.loads(result_path.read_text())
         if trial["kind"] != "trial":
             continue
-        arm = ", ".join(f"{field}={value}" for field, value in trial["axes"].items())
+        arm = ", ".join(f"{field}={value}" for field, value in trial["axes"].items() if field != "seed")
         config = json.loads((trial_dir / "grpo_config.json").read_text())
         log = [json.loads(line) for line in (trial_dir / "train_log.jsonl").read_text().splitlines() if line]
         seed = trial["spec"]["seed"]
         runs[arm, seed] = TrialRun(arm, seed, "bf16" if config.get("bf16") else "fp32", result["pass_at_1"],
                                    result["average"], [entry["reward"] for entry in log])
     return runs
+
+
+def _natural(text: str) -> list:
+    """A sort key that orders "lora.rank=4" before "lora.rank=16"."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def _spread(values: list[float]) -> float:
@@ -53,7 +60,7 @@ def _spread(values: list[float]) -> float:
 def compare(first: dict[tuple[str, int], TrialRun], second: dict[tuple[str, int], TrialRun]) -> tuple[str, dict]:
     """A Markdown table (one row per arm and seed, then each arm's mean and seed spread) and the summary numbers:
     the largest difference between the two precisions in an arm's mean Pass@1 and the smallest seed spread."""
-    pairs = sorted(set(first) & set(second), key=lambda key: (key[0], key[1]))
+    pairs = sorted(set(first) & set(second), key=lambda key: (_natural(key[0]), key[1]))
     if not pairs:
         raise ValueError("the two sweeps share no (arm, seed) trial")
     benchmarks = sorted(first[pairs[0]].pass_at_1)
@@ -62,7 +69,7 @@ def compare(first: dict[tuple[str, int], TrialRun], second: dict[tuple[str, int]
               + [f"reward, last 10 steps {label}" for label in (label_a, label_b)]
               + ["mean abs reward difference per step"])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    arms = sorted({arm for arm, _ in pairs})
+    arms = sorted({arm for arm, _ in pairs}, key=_natural)
     mean_gaps, spreads = [], []
     for arm in arms:
         seeds = [seed for a, seed in pairs if a == arm]
@@ -103,13 +110,13 @@ def draw(first: dict[tuple[str, int], TrialRun], second: dict[tuple[str, int], T
     import matplotlib.pyplot as plt
 
     pairs = sorted(set(first) & set(second))
-    arms = sorted({arm for arm, _ in pairs})
+    arms = sorted({arm for arm, _ in pairs}, key=_natural)
     figure, axes = plt.subplots(1, len(arms), figsize=(4.2 * len(arms), 3.4), sharey=True, squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     seeds = sorted({seed for _, seed in pairs})
     for axis, arm in zip(axes[0], arms):
         for seed in seeds:
-            if (arm, seed) not in first:
+            if (arm, seed) not in pairs:
                 continue
             for runs, style in ((first, "-"), (second, "--")):
                 run = runs[arm, seed]
@@ -119,7 +126,7 @@ def draw(first: dict[tuple[str, int], TrialRun], second: dict[tuple[str, int], T
         axis.set_title(arm)
         axis.set_xlabel("step")
     axes[0][0].set_ylabel("training reward (5-step mean)")
-    axes[0][-1].legend(fontsize=7)
+    axes[0][0].legend(fontsize=7)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

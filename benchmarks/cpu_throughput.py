@@ -79,12 +79,14 @@ def load_policy():
     return model, tokenizer
 
 
-def evaluation_throughput(model, tokenizer, repeats: int) -> dict[str, float]:
+def evaluation_throughput(model, tokenizer, repeats: int, shared_prefix: bool) -> dict[str, float]:
     """The cpu scale's greedy evaluation of 50 arithmetic problems in one batch (its prompts, chat template and
-    settings, as tina_sweep's transformers backend generates): its wall time, the prompt tokens it read, the decode
-    steps and slots (batch x steps) it computed, and the tokens generated before an end token."""
+    settings): a plain left-padded ``generate``, or (``shared_prefix``) tina-sweep's transformers backend, which
+    computes the prefix all prompts share once. Its wall time, the prompt tokens it computed, the decode steps and
+    slots (batch x steps), and the tokens generated before an end token."""
     from tina_sweep.study.recipes import preset
     from tina_sweep.trial.datasets import load_benchmark
+    from tina_sweep.trial.evaluate import local
     from tina_sweep.trial.evaluate.scoring import problem_messages
     from tina_sweep.trial.spec import DataSpec, TrialSpec
 
@@ -92,20 +94,27 @@ def evaluation_throughput(model, tokenizer, repeats: int) -> dict[str, float]:
     problems = load_benchmark(DataSpec(name="arithmetic", limit=spec.eval.batch_size))
     prompts = [tokenizer.apply_chat_template(problem_messages(p, spec.prompt), tokenize=False,
                                              add_generation_prompt=True) for p in problems]
-    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    rows = [tokenizer(prompt, add_special_tokens=False)["input_ids"] for prompt in prompts]
+    prefix = local.shared_prefix_length(rows) if shared_prefix else 0
+    settings = dict(max_new_tokens=spec.eval.max_new_tokens, do_sample=False, temperature=None, top_p=None,
+                    top_k=None, pad_token_id=tokenizer.pad_token_id)
     shapes = []
 
     @torch.inference_mode()
     def work():
-        output = model.generate(**batch, max_new_tokens=spec.eval.max_new_tokens, do_sample=False, temperature=None,
-                                top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
-        new = output[:, batch["input_ids"].shape[1]:]
-        shapes.append((int((new != tokenizer.pad_token_id).sum()), new.shape[0], new.shape[1]))
+        if shared_prefix:
+            output = local.generate_sharing_prefix(model, rows, prefix, tokenizer.pad_token_id, **settings)
+        else:
+            batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+            output = model.generate(**batch, **settings)
+        new = output[:, max(map(len, rows)):]
+        shapes.append((new, int((new != tokenizer.pad_token_id).sum()), new.shape[0], new.shape[1]))
 
     seconds = timed(work, repeats)
-    generated, rows, steps = shapes[-1]
-    return {"seconds": seconds, "prompt_tokens": int(batch["attention_mask"].sum()), "batch": rows, "steps": steps,
-            "slots": rows * steps, "generated": generated}
+    tokens, generated, batch_rows, steps = shapes[-1]
+    return {"seconds": seconds, "prompt_tokens": prefix + sum(len(row) - prefix for row in rows),
+            "batch": batch_rows, "steps": steps, "slots": batch_rows * steps, "generated": generated,
+            "tokens": tokens}
 
 
 def policy_step_seconds(model, repeats: int, autocast: bool) -> float:
@@ -314,16 +323,21 @@ def machine_parts(repeats: int) -> None:
     model, tokenizer = load_policy()
     params = sum(p.numel() for p in model.parameters())
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    run = evaluation_throughput(model, tokenizer, repeats)
-    # the floor of the call: every token (prompt and decoded) costs 2 x params FLOPs, and every decode step (and the
-    # prompt pass) reads every weight once; the slower of the two bounds
-    compute_floor = 2 * params * (run["prompt_tokens"] + run["slots"]) / fp32
-    memory_floor = weight_bytes * (run["steps"] + 1) / bandwidth
-    floor = max(compute_floor, memory_floor)
-    print(f"evaluation (greedy, batch {run['batch']}, {run['prompt_tokens']} prompt tokens, {run['steps']} decode "
-          f"steps, fp32): {run['seconds']:.2f} s, {run['generated'] / run['seconds']:.0f} generated tokens/s; the "
-          f"roofline allows {floor:.2f} s ({'compute' if compute_floor >= memory_floor else 'memory'}-bound): "
-          f"{100 * floor / run['seconds']:.0f}% of it")
+    # the floor of a call: every token computed (prompt and decoded) costs 2 x params FLOPs, and every decode step
+    # (and the prompt pass) reads every weight once; the slower of the two bounds
+    runs = {shared: evaluation_throughput(model, tokenizer, repeats, shared) for shared in (False, True)}
+    for shared, run in runs.items():
+        compute_floor = 2 * params * (run["prompt_tokens"] + run["slots"]) / fp32
+        memory_floor = weight_bytes * (run["steps"] + 1) / bandwidth
+        floor = max(compute_floor, memory_floor)
+        print(f"(c) evaluation, {'prefix shared (tina-sweep)' if shared else 'plain left-padded generate'} (greedy, "
+              f"batch {run['batch']}, {run['prompt_tokens']} prompt tokens computed, {run['steps']} decode steps, "
+              f"fp32): {run['seconds']:.2f} s, {run['generated'] / run['seconds']:.0f} generated tokens/s; the "
+              f"roofline allows {floor:.2f} s ({'compute' if compute_floor >= memory_floor else 'memory'}-bound): "
+              f"{100 * floor / run['seconds']:.0f}% of it")
+    same = torch.equal(runs[False]["tokens"], runs[True]["tokens"])
+    print(f"    shared prefix: {runs[False]['seconds'] / runs[True]['seconds']:.2f}x faster, same completions: "
+          f"{'yes' if same else 'no'}")
 
     before, after = rollout_seconds(model, tokenizer, repeats, False), rollout_seconds(model, tokenizer, repeats, True)
     floor = 24 * max(weight_bytes / bandwidth, 2 * params * 8 / fp32)

@@ -17,7 +17,7 @@ def write_sweep(root, bf16: bool, scores: dict[tuple[int, int], float]):
         folder = root / "trials" / f"rank={rank}-s{seed}-{'b' if bf16 else 'f'}{rank}{seed}"
         folder.mkdir(parents=True)
         folder.joinpath("spec.json").write_text(json.dumps(
-            {"trial_id": folder.name, "kind": "trial", "axes": {"lora.rank": rank}, "spec": {"seed": seed}}))
+            {"trial_id": folder.name, "kind": "trial", "axes": {"lora.rank": rank, "seed": seed}, "spec": {"seed": seed}}))
         folder.joinpath("result.json").write_text(json.dumps({"pass_at_1": {"arithmetic": score}, "average": score}))
         folder.joinpath("grpo_config.json").write_text(json.dumps({"bf16": bf16}))
         rewards = [score + 0.01 * step + (0.05 if bf16 else 0.0) for step in range(12)]

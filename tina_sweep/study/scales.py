@@ -3,8 +3,8 @@ prompt, LoRA, optimiser) is a recipe the study names (``tina_sweep.study.recipes
 
 - ``smoke``: a tiny random Qwen2 built in-process, a few steps; seconds. For tests.
 - ``cpu``: the embedded SmolLM2-135M-Instruct, 30 steps of 2 prompts x 4 completions of 24 tokens (bf16 autocast
-  where the CPU has native bf16), the held-out arithmetic and MAWPS as benchmarks; a 3-seed study finishes on 2
-  cores in under half an hour.
+  where the CPU computes bf16 natively), the held-out arithmetic and MAWPS as benchmarks; a 3-seed study finishes
+  on 2 cores in about 16 minutes.
 - ``paper``: DeepSeek-R1-Distill-Qwen-1.5B at the Tina repository's budget, the six paper benchmarks with Tina's
   evaluation settings. Needs CUDA GPUs.
 """
@@ -21,8 +21,8 @@ from tina_sweep.trial.prompts import TINA_MATH_QUERY_TEMPLATE
 TRIAL_TIMEOUTS: dict[str, float] = {"smoke": 30 * 60, "cpu": 4 * 3600, "paper": 48 * 3600}
 
 # The peak resident memory of one trial's process (training, then evaluation), which bounds how many trials a machine
-# runs at once (``tina_sweep.run.worker.default_workers``): cpu measured at 3.3 GB (LoRA rank 64, bf16 autocast,
-# evaluation batch 50); paper scale keeps its weights on the GPU.
+# runs at once (``tina_sweep.run.worker.default_workers``): cpu measured at 3.3 GB (LoRA rank 64, evaluation batch
+# 50; 3.1-3.5 GB over a 3-seed study); paper scale keeps its weights on the GPU.
 TRIAL_MEMORY_GB: dict[str, float] = {"smoke": 0.5, "cpu": 3.5, "paper": 16.0}
 
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -41,7 +41,8 @@ SCALES: dict[str, dict[str, Any]] = {
     "cpu": {
         "model": {"name": "smollm2-135m-instruct", "dtype": "float32", "attn_implementation": "sdpa"},
         "algorithm": {"num_generations": 4, "max_completion_length": 24},
-        # bf16 autocast where the CPU computes bf16 natively (fp32 elsewhere): docs/cpu_throughput.md compares the two
+        # bf16 autocast where the CPU computes bf16 natively (fp32 elsewhere); against fp32 on the same seeds the arms
+        # moved both ways, by about a seed's spread (docs/cpu_lora_rank.md, "bf16 against fp32")
         "training": {"max_steps": 30, "prompts_per_step": 2, "save_steps": 5, "cpu_autocast": "bf16"},
         "dataset": {"limit": 2000},
         "eval": {"benchmarks": [{"name": "arithmetic", "limit": 100}, {"name": "mawps", "limit": 50}],
