@@ -135,7 +135,8 @@ def start_workers(processes: Processes, count: int, study_file: Path, root: Path
                   name: str = "worker", *more: str):
     extra = (["--storage", storage] if storage else []) + list(more)
     return [processes.start(f"{name}{i}", "worker", study_file, "--scale", "smoke", "--sweeps-dir", root,
-                            "--threads-per-worker", "1", *extra) for i in range(count)]
+                            "--workers", "1", "--threads-per-worker", "1", *extra)  # one trial at a time each
+            for i in range(count)]
 
 
 def claims(processes: Processes) -> Counter:
