@@ -280,19 +280,23 @@ def direct_trial(spec_path: Path, folder: Path) -> None:
     trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=grpo_config(spec, folder / "checkpoints", True),
                           train_dataset=Dataset.from_list(training_rows(spec, load_training_problems(spec))),
                           processing_class=tokenizer, peft_config=lora_config(spec))
+    started = time.perf_counter()
     trainer.train()
     trainer.save_model(str(folder / "adapter"))
+    trained = time.perf_counter()
     merged = trainer.model.merge_and_unload().eval()
     tokenizer.padding_side = "left"
     prompt = evaluation_prompt(spec.prompt, spec.eval)
     scores = {b.name: evaluate_benchmark(merged, tokenizer, load_benchmark(b), b.name, prompt, spec.eval,
                                          spec.seed).pass_at_1 for b in spec.eval.benchmarks}
-    (folder / "pass_at_1.json").write_text(json.dumps(scores))
+    (folder / "pass_at_1.json").write_text(json.dumps(
+        {"pass_at_1": scores, "train_seconds": trained - started, "eval_seconds": time.perf_counter() - trained}))
 
 
-def overhead_seconds(rounds: int = 1) -> tuple[float, float, dict, dict]:
-    """Mean wall times of one trial through ``tina-sweep run`` and of the same run written with TRL directly
-    (``direct_trial``), alternating ``rounds`` times, each in a new process; and the two runs' Pass@1s."""
+def overhead_seconds(rounds: int = 2) -> tuple[list[dict], list[dict]]:
+    """One trial through ``tina-sweep run`` and the same run written with TRL directly (``direct_trial``), each
+    in a new process, ``rounds`` times in alternating order (tina-sweep first, then the direct run first): per run
+    its wall time, training and evaluation seconds and Pass@1s."""
     import json
     import tempfile
 
@@ -300,16 +304,37 @@ def overhead_seconds(rounds: int = 1) -> tuple[float, float, dict, dict]:
     with tempfile.TemporaryDirectory() as folder:
         study = Path(folder) / "overhead.py"
         study.write_text(OVERHEAD_STUDY)
+        spec_file = None
         for round_ in range(rounds):
-            sweeps = Path(folder) / f"sweeps{round_}"
-            swept.append(run_seconds(["-m", "tina_sweep.cli", "run", str(study), "--scale", "cpu", "--sweeps-dir",
-                                      str(sweeps), "--wandb", "off", "--workers", "1"]))
-            trial = next((sweeps / "overhead" / "trials").glob("rank=*"))
-            ours = json.loads((trial / "result.json").read_text())["pass_at_1"]
-            out = Path(folder) / f"direct{round_}"
-            direct.append(run_seconds([__file__, "--direct-trial", str(trial / "spec.json"), str(out)]))
-            theirs = json.loads((out / "pass_at_1.json").read_text())
-    return statistics.mean(swept), statistics.mean(direct), ours, theirs
+            for which in (("swept", "direct") if round_ % 2 == 0 else ("direct", "swept")):
+                if which == "direct" and spec_file is None:
+                    continue  # the direct run reads the spec tina-sweep wrote: after the first tina-sweep run
+                if which == "swept":
+                    sweeps = Path(folder) / f"sweeps{round_}"
+                    seconds = run_seconds(["-m", "tina_sweep.cli", "run", str(study), "--scale", "cpu",
+                                           "--sweeps-dir", str(sweeps), "--wandb", "off", "--workers", "1"])
+                    trial = next((sweeps / "overhead" / "trials").glob("rank=*"))
+                    spec_file = trial / "spec.json"
+                    result = json.loads((trial / "result.json").read_text())
+                    swept.append({"seconds": seconds, "train": result["cost"]["train_seconds"],
+                                  "eval": result["cost"]["eval_seconds"], "pass_at_1": result["pass_at_1"]})
+                else:
+                    out = Path(folder) / f"direct{round_}"
+                    seconds = run_seconds([__file__, "--direct-trial", str(spec_file), str(out)])
+                    measured = json.loads((out / "pass_at_1.json").read_text())
+                    direct.append({"seconds": seconds, "train": measured["train_seconds"],
+                                   "eval": measured["eval_seconds"], "pass_at_1": measured["pass_at_1"]})
+        if len(direct) < len(swept):  # an odd number of rounds: the last direct run
+            out = Path(folder) / "direct-last"
+            seconds = run_seconds([__file__, "--direct-trial", str(spec_file), str(out)])
+            measured = json.loads((out / "pass_at_1.json").read_text())
+            direct.append({"seconds": seconds, "train": measured["train_seconds"], "eval": measured["eval_seconds"],
+                           "pass_at_1": measured["pass_at_1"]})
+    return swept, direct
+
+
+def _mean(runs: list[dict], key: str) -> float:
+    return statistics.mean(run[key] for run in runs)
 
 
 def machine_parts(repeats: int) -> None:
@@ -364,6 +389,7 @@ def main() -> None:
                                                              "threads and with tina-sweep's default workers (minutes)")
     parser.add_argument("--overhead", action="store_true", help="(a) also time one trial through tina-sweep against "
                                                                 "the same run written with TRL directly (minutes)")
+    parser.add_argument("--rounds", type=int, default=2, help="(a) runs of each, in alternating order")
     parser.add_argument("--no-machine", action="store_true", help="skip the roofline and the per-part timings (run "
                                                                    "only --overhead / --sweep)")
     parser.add_argument("--direct-trial", nargs=2, type=Path, metavar=("SPEC_JSON", "FOLDER"),
@@ -379,10 +405,16 @@ def main() -> None:
     if not arguments.no_machine:
         machine_parts(repeats)
     if arguments.overhead:
-        swept, direct, ours, theirs = overhead_seconds()
-        print(f"(a) one cpu-scale trial (30 steps, 150 problems; TRL's path, fp32): tina-sweep run {swept:.1f} s, the "
-              f"same run written with TRL directly {direct:.1f} s (ratio {swept / direct:.3f}); Pass@1 {ours} vs "
-              f"{theirs}")
+        swept, direct = overhead_seconds(arguments.rounds)
+        for name, runs in (("tina-sweep run", swept), ("TRL directly", direct)):
+            print(f"    {name}: " + "; ".join(f"{r['seconds']:.1f} s (train {r['train']:.1f}, eval {r['eval']:.1f}, "
+                                              f"other {r['seconds'] - r['train'] - r['eval']:.1f})" for r in runs))
+        print(f"(a) one cpu-scale trial (30 steps, 150 problems; TRL's path, fp32), mean of {len(swept)} run(s) each, "
+              f"alternating: tina-sweep run {_mean(swept, 'seconds'):.1f} s, the same run written with TRL directly "
+              f"{_mean(direct, 'seconds'):.1f} s (ratio {_mean(swept, 'seconds') / _mean(direct, 'seconds'):.3f}); "
+              f"training {_mean(swept, 'train'):.1f} s vs {_mean(direct, 'train'):.1f} s, evaluation "
+              f"{_mean(swept, 'eval'):.1f} s vs {_mean(direct, 'eval'):.1f} s; Pass@1 {swept[-1]['pass_at_1']} vs "
+              f"{direct[-1]['pass_at_1']}")
 
     if arguments.sweep:
         one = sweep_seconds(1, threads)

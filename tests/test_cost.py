@@ -26,10 +26,12 @@ def test_default_price_table_prices_the_papers_gpu_as_the_paper_did():
 
 
 def test_trial_cost_records_the_gpu_model_and_count(monkeypatch):
-    monkeypatch.setattr(cost.torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(cost.torch.cuda, "get_device_name", lambda index=0: "NVIDIA H200")
-    monkeypatch.setattr(cost.torch.cuda, "device_count", lambda: 8)
-    monkeypatch.setattr(cost.torch.cuda, "max_memory_allocated", lambda: 4e9)
+    import torch
+
+    monkeypatch.setattr(cost, "cuda_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H200")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 4e9)
     result = cost.trial_cost(3600, 1800, 10, 20, cost.load_prices(None))
     assert (result.device, result.device_count) == ("NVIDIA H200", 8)
     assert result.device_hours == pytest.approx(12.0) and result.price_per_device_hour == 3.5

@@ -103,9 +103,9 @@ def _start_trial_processes() -> None:
 
 
 def _choose_scale(scale: Optional[Scale]) -> str:
-    import torch
+    from tina_sweep.trial.gpus import cuda_available
 
-    has_gpu = torch.cuda.is_available()
+    has_gpu = cuda_available()
     if scale is None:
         if has_gpu:
             return "paper"

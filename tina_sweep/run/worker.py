@@ -75,10 +75,10 @@ class Slot:
 
 def visible_gpus() -> list[str]:
     """The CUDA devices this process may use, as CUDA_VISIBLE_DEVICES entries ([] without CUDA)."""
-    try:
-        import torch
+    from tina_sweep.trial.gpus import cuda_device_count
 
-        count = torch.cuda.device_count()
+    try:
+        count = cuda_device_count()
     except Exception:
         return []
     if not count:

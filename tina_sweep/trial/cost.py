@@ -14,7 +14,7 @@ import resource
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
+from tina_sweep.trial.gpus import cuda_available
 
 DEFAULT_PRICES_PER_DEVICE_HOUR: dict[str, float] = {
     "cpu": 0.10,  # a 2-vCPU cloud machine
@@ -35,7 +35,9 @@ class DeviceInfo:
 
 def current_device() -> DeviceInfo:
     """The accelerator this process trains on: every visible CUDA GPU, else the CPU."""
-    if torch.cuda.is_available():
+    if cuda_available():
+        import torch
+
         return DeviceInfo(torch.cuda.get_device_name(0), "cuda", torch.cuda.device_count())
     return DeviceInfo(_cpu_name(), "cpu", 1)
 
@@ -86,7 +88,9 @@ def price_per_hour(device: DeviceInfo, prices: dict[str, float]) -> float:
 
 def peak_memory_gb() -> float:
     """Peak GPU memory allocated, or the process's peak resident memory on CPU, in GB."""
-    if torch.cuda.is_available():
+    if cuda_available():
+        import torch
+
         return torch.cuda.max_memory_allocated() / 1e9
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
 

@@ -8,6 +8,7 @@ in the user cache dir. Every later use is offline and loads in under a second.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -153,7 +154,42 @@ class ModelShape:
 def model_shape(name: str) -> ModelShape:
     """The shape of a catalog model, a local model directory or a hub id (from the hub cache, or the hub): its
     config, and an empty (meta-device) copy of the model to list its layers; no weights are loaded. A catalog
-    model is built or converted into the cache first, as a run would."""
+    model is built or converted into the cache first, as a run would. The shape of a local directory is kept in
+    the cache, keyed by its config.json and the transformers version, so that a later check imports neither
+    torch nor transformers (seconds before every run)."""
+    source = resolve_model(name)
+    remembered = _shape_file(source)
+    if remembered is not None and remembered.is_file():
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            saved = json.loads(remembered.read_text())
+            return ModelShape(saved["hidden_size"], frozenset(saved["layers"]))
+    shape = _read_shape(source)
+    if remembered is not None:
+        with contextlib.suppress(OSError):
+            remembered.parent.mkdir(parents=True, exist_ok=True)
+            partial = remembered.with_name(f"{remembered.name}.{os.getpid()}.tmp")
+            partial.write_text(json.dumps({"hidden_size": shape.hidden_size, "layers": sorted(shape.layers)}))
+            os.replace(partial, remembered)
+    return shape
+
+
+def _shape_file(source: str) -> Path | None:
+    """Where the shape of a local model directory is kept (None for a hub id)."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    config = Path(source) / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        transformers_version = version("transformers")
+    except PackageNotFoundError:
+        return None
+    key = hashlib.sha256(config.read_bytes() + transformers_version.encode()).hexdigest()[:32]
+    return cache_root() / "shapes" / f"{key}.json"
+
+
+def _read_shape(source: str) -> ModelShape:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.pytorch_utils import Conv1D
@@ -162,7 +198,7 @@ def model_shape(name: str) -> ModelShape:
     shown = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()  # a check prints nothing (building a catalog model shows bars)
     try:
-        config = AutoConfig.from_pretrained(resolve_model(name))
+        config = AutoConfig.from_pretrained(source)
     finally:
         if shown:
             transformers_logging.enable_progress_bar()
