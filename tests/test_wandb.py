@@ -240,3 +240,32 @@ def test_wandb_error_while_training_is_a_warning(tmp_path, tiny_model_dir, monke
     runs = {read_run(f)["job_type"]: read_run(f) for f in (tmp_path / "wandb").glob("offline-run-*")}
     assert set(runs) == {"train", "eval"}
     assert runs["eval"]["summary"]["pass@1/arithmetic"] == result["pass_at_1"]["arithmetic"]
+
+
+# --- a trial with a dev split: its curve and where it stopped, in its train run ---
+
+def test_dev_curve_and_early_stop_are_logged_to_the_trials_run(tmp_path, tiny_model_dir, monkeypatch):
+    from typer.testing import CliRunner
+
+    from tina_sweep.cli import app
+
+    for name in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / "home" / name.lower()))
+    study = tmp_path / "dev.py"
+    study.write_text('from tina_sweep import Study\n\nstudy = Study(name="dev", axes={"lora.rank": [2]}, '
+                     'evaluate_base_model=False, base={"training.max_steps": 4, "training.save_steps": 1}, '
+                     'stopping={"problems": 4, "patience": 1, "min_delta": 1.0})\n')
+    result = CliRunner().invoke(app, ["run", str(study), "--scale", "smoke", "--sweeps-dir", str(tmp_path / "sweeps"),
+                                      "--wandb", "offline"], env={"COLUMNS": "240"})
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    runs = [read_run(f) for f in (tmp_path / "sweeps" / "dev" / "wandb").glob("offline-run-*")]
+    train = next(r for r in runs if r["job_type"] == "train")
+    assert {"dev/pass_at_1", "stopping/early_stopped_at"} <= train["history_keys"]
+    assert "early stopped at step 2 of 4" in " ".join(result.stdout.split())
+
+
+def test_wandb_is_in_the_default_install():
+    from importlib.metadata import requires
+
+    core = [r for r in requires("tina-sweep") if "extra ==" not in r]
+    assert any(r.startswith("wandb") for r in core), core

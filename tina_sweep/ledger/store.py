@@ -43,6 +43,7 @@ import datetime
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import socket
 import threading
@@ -165,7 +166,8 @@ class _RetryStale(_retry_callback_class()):
             job = trial.user_attrs.get("trial_id")
             tries = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("trial_id") == job]
             if job is None or exhausted(tries, self.max_retries) or \
-                    any(t.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE) for t in tries):
+                    any(t.state in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+                        for t in tries):
                 return
             trial.user_attrs = {**_job_attrs(trial.user_attrs), "attempt": len(tries) + 1,
                                 "retry_of": trial.number}
@@ -329,18 +331,22 @@ class Ledger:
     """Claims, records and recovers the jobs of one study."""
 
     def __init__(self, study_name: str, storage: str | None, sweep_dir: Path, max_retries: int | None = 2,
-                 create: bool = True):
-        """``max_retries`` None: the bound the study's workers recorded in the ledger (``status`` reads it)."""
+                 create: bool = True, pruner: optuna.pruners.BasePruner | None = None):
+        """``max_retries`` None: the bound the study's workers recorded in the ledger (``status`` reads it);
+        ``pruner``: what ``should_prune`` asks (Optuna's pruners read the shared storage, so every worker's
+        decisions see every other's trials)."""
         check_environment()
         self.study_name = study_name
         self.journal = journal_path(storage, sweep_dir)
         self.storage = open_storage(storage, sweep_dir, 2 if max_retries is None else max_retries)
         if create:
             self.study = optuna.create_study(study_name=study_name, storage=self.storage, direction="maximize",
-                                             load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0))
+                                             load_if_exists=True, sampler=optuna.samplers.RandomSampler(seed=0),
+                                             pruner=pruner)
         else:  # raises KeyError when the study is not in the storage
             self.study = optuna.load_study(study_name=study_name, storage=self.storage,
-                                           sampler=optuna.samplers.RandomSampler(seed=0))
+                                           sampler=optuna.samplers.RandomSampler(seed=0), pruner=pruner)
+        self._choices: dict[str, list[Any]] = {}  # each param's categorical choices, over the synced jobs
         if max_retries is None:
             max_retries = int(self.study.user_attrs.get("max_retries", 2))
             for name in ("heartbeat_stale_trial_callback", "failed_trial_callback"):
@@ -483,6 +489,7 @@ class Ledger:
     def sync(self, jobs: dict[str, dict[str, Any]]) -> None:
         """Enqueue jobs never seen, recover attempts of dead workers, retry failures (bounded); under the
         ledger lock, so concurrent syncs enqueue each job once."""
+        self._choices = param_choices(jobs.values())
         with self.lock():
             if self.study.user_attrs.get("max_retries") != self.max_retries:
                 self.study.set_user_attr("max_retries", self.max_retries)  # the bound `status` applies
@@ -490,11 +497,13 @@ class Ledger:
             existing = self.by_job()
             for job_id, attrs in jobs.items():
                 tries = existing.get(job_id, [])
-                if {t.state for t in tries} & {TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING}:
-                    continue
+                if {t.state for t in tries} & {TrialState.COMPLETE, TrialState.PRUNED, TrialState.WAITING,
+                                               TrialState.RUNNING}:
+                    continue  # a pruned job was stopped on purpose: never retried
                 if exhausted(tries, self.max_retries):
                     continue
-                self.study.enqueue_trial({}, user_attrs={**attrs, "trial_id": job_id, "attempt": len(tries) + 1})
+                self.study.enqueue_trial(job_params(attrs), user_attrs={**attrs, "trial_id": job_id,
+                                                                        "attempt": len(tries) + 1})
 
     def recover_dead_workers(self) -> int:
         """Fail RUNNING attempts whose worker is gone: on a journal or SQLite file, those whose attempt lock is
@@ -573,7 +582,8 @@ class Ledger:
                 job = attempt.user_attrs.get("trial_id")
                 if job is None or (job_ids is not None and job not in job_ids):
                     continue
-                if any(t.state in (TrialState.RUNNING, TrialState.COMPLETE) for t in jobs.get(job, [])):
+                if any(t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+                       for t in jobs.get(job, [])):
                     self._retire_duplicate(attempt)
                     continue
                 try:
@@ -583,8 +593,46 @@ class Ledger:
                     continue
                 self._start_liveness(attempt)
                 self.storage.set_trial_user_attr(attempt._trial_id, "worker", worker_name())
-                return optuna.Trial(self.study, attempt._trial_id)
+                trial = optuna.Trial(self.study, attempt._trial_id)
+                self._record_params(trial, attempt)
+                return trial
         return None
+
+    def _record_params(self, trial: optuna.Trial, attempt: FrozenTrial) -> None:
+        """The job's axis values (and seed) as Optuna params, so Optuna's tools (optuna-dashboard, importances)
+        see what each trial varied: numbers with an int or float distribution over the study's range (log scale
+        for positive floats: learning rates), anything else categorical over the study's values. A categorical
+        whose values grew since the study began (Optuna cannot widen one) stays a user attribute only."""
+        from optuna.distributions import FloatDistribution, IntDistribution
+
+        fixed = attempt.system_attrs.get("fixed_params") or {}
+        for name, value in fixed.items():
+            choices = self._choices.get(name) or [value]
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    distribution = param_distribution(choices)
+                    if isinstance(distribution, IntDistribution):
+                        trial.suggest_int(name, distribution.low, distribution.high)
+                    elif isinstance(distribution, FloatDistribution):
+                        trial.suggest_float(name, distribution.low, distribution.high, log=distribution.log)
+                    else:
+                        trial.suggest_categorical(name, distribution.choices)
+            except (ValueError, TypeError) as error:
+                warnings.warn(f"Optuna param {name}: not recorded ({error})", stacklevel=2)
+
+    def report(self, trial: optuna.Trial, value: float, step: int) -> None:
+        """An intermediate value of a running attempt (its dev score at an optimizer step)."""
+        with contextlib.suppress(UpdateFinishedTrialError, ValueError, RuntimeError, NotImplementedError):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                trial.report(value, step)
+
+    def should_prune(self, trial: optuna.Trial) -> bool:
+        """What the study's pruner says of a running attempt, from every trial in the shared storage."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return trial.should_prune()
 
     def _retire_duplicate(self, attempt: FrozenTrial) -> None:
         try:
@@ -608,16 +656,21 @@ class Ledger:
         """Optuna trial ids of this process's attempts that another worker has failed (seen by the heartbeat)."""
         return set(self._declared_dead)
 
-    def complete(self, trial: optuna.Trial, value: float, attrs: dict[str, Any]) -> bool:
-        """Record a finished attempt; False (nothing recorded) when it had been declared dead meanwhile: its job
-        was handed to another attempt, which records it once (a late result never becomes a second COMPLETE)."""
+    def complete(self, trial: optuna.Trial, value: float, attrs: dict[str, Any], pruned: bool = False) -> bool:
+        """Record a finished attempt (``pruned``: stopped by the pruner, recorded PRUNED, never retried; Optuna
+        takes its value from its last intermediate value); False (nothing recorded) when it had been declared
+        dead meanwhile: its job was handed to another attempt, which records it once (a late result never
+        becomes a second COMPLETE)."""
         try:
             with self.lock():
                 if not self.still_running(trial):
                     return False
                 for key, item in attrs.items():
                     trial.set_user_attr(key, item)
-                self.study.tell(trial, value)
+                if pruned:
+                    self.study.tell(trial, state=TrialState.PRUNED)
+                else:
+                    self.study.tell(trial, value)
                 return True
         except (UpdateFinishedTrialError, ValueError, RuntimeError):
             return False  # failed by another worker's recovery between the check and the record
@@ -714,10 +767,48 @@ class Ledger:
             self._heart_stop.wait(self.interval)
 
 
+def param_value(value: Any) -> Any:
+    """An axis value as an Optuna categorical choice (None, bool, int, float or str; anything else as text)."""
+    return value if value is None or isinstance(value, (bool, int, float, str)) else json.dumps(value, sort_keys=True)
+
+
+def job_params(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A job's Optuna params: its axis values and its seed (a trained trial); none for the base model."""
+    if attrs.get("kind") != "trial":
+        return {}
+    params = {name: param_value(value) for name, value in (attrs.get("axes") or {}).items()}
+    params["seed"] = (attrs.get("spec") or {}).get("seed", params.get("seed"))
+    return {name: value for name, value in params.items() if value is not None}
+
+
+def param_choices(jobs: Collection[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Each param's values over the jobs, in first-seen order (the categorical distribution's choices)."""
+    choices: dict[str, list[Any]] = {}
+    for attrs in jobs:
+        for name, value in job_params(attrs).items():
+            if value not in choices.setdefault(name, []):
+                choices[name].append(value)
+    return choices
+
+
+def param_distribution(choices: list[Any]) -> optuna.distributions.BaseDistribution:
+    """An Optuna distribution over an axis's values: int or float over their range (a float axis of positive
+    values on a log scale) -- ranges can grow with the study, a categorical's choices cannot -- else
+    categorical."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    numbers = [c for c in choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+    if numbers and len(numbers) == len(choices):
+        if all(isinstance(c, int) for c in numbers):
+            return IntDistribution(min(numbers), max(numbers))
+        return FloatDistribution(min(numbers), max(numbers), log=min(numbers) > 0)
+    return CategoricalDistribution(choices)
+
+
 def job_state(tries: list[FrozenTrial], max_retries: int) -> str:
     """finished, running, waiting, failed (for good: retries exhausted) or unqueued (never enqueued)."""
     states = {t.state for t in tries}
-    if TrialState.COMPLETE in states:
+    if states & {TrialState.COMPLETE, TrialState.PRUNED}:
         return "finished"
     if TrialState.RUNNING in states:
         return "running"

@@ -28,7 +28,8 @@ from tina_sweep.report.frame import (ReportError, ReportWarning, StudyInfo, Whic
                                      load_study_info, read_json)
 from tina_sweep.report.stats import CONFIDENCE, N_BOOT, arm_summary, failure_shares
 from tina_sweep.report.tables import (Section, Table, differences_table, failures_table, global_batch_note,
-                                      grader_note, latex_document, study_cost_table, study_pass_at_1_table,
+                                      grader_note, latex_document, stopping_table, study_cost_table,
+                                      study_pass_at_1_table,
                                       to_markdown, write_table)
 
 __all__ = ["ReportError", "ReportWarning", "arm_summary", "build_report", "load_frame", "load_outcomes"]
@@ -58,7 +59,9 @@ def _notes(info: StudyInfo, frame: pl.DataFrame, which: str, n_boot: int, confid
     finished = (f"{trials.filter(pl.col('kind') == 'trial').height} trained trial(s) and "
                 f"{trials.filter(pl.col('kind') == 'baseline').height} base-model evaluation(s) finished"
                 + (f" of {len(info.jobs)} jobs." if info.jobs else "."))
-    notes = [f"Checkpoint: {which}" + (f" (chosen: {', '.join(chosen)})." if which == "best" else "."), finished,
+    on_dev = which == "best" and frame.filter(pl.col("kind") == "trial")["dev_best_step"].drop_nulls().len() > 0
+    notes = [f"Checkpoint: {which}" + (" (by each trial's dev score" if on_dev else "")
+             + (f"{'; ' if on_dev else ' ('}chosen: {', '.join(chosen)})." if which == "best" else "."), finished,
              (f"Intervals: {100 * confidence:g}% percentile bootstrap, {n_boot} resamples of problems (and seeds), "
               f"report seed {seed}.")]
     if frame.filter(pl.col("kind") == "trial")["steps_pct_epoch"].null_count():
@@ -82,7 +85,7 @@ def _figures_and_page(summary: pl.DataFrame, sweep_dir: Path, out_dir: Path, tab
         study_file = sweep_dir / "study.json"
         study = read_json(study_file) if study_file.is_file() else {"study": {"name": sweep_dir.name}}
         titles = {"pass_at_1": "Pass@1", "differences": "Differences", "failures": "Why samples fail",
-                  "cost": "Cost"}
+                  "cost": "Cost", "stopping": "Where each trial stopped"}
         written += list(write_page(out_dir, study=study, tables_md={titles.get(t.name, t.name): to_markdown(t)
                                                                    for t in tables},
                                    figures=figures, notes=notes))
@@ -109,10 +112,14 @@ def build_report(sweep_dir: Path, *, which: Which = "final", published: str | No
     for name, data in (("frame", frame), ("summary", summary)):
         data.write_parquet(out_dir / f"{name}.parquet")
         data.write_csv(out_dir / f"{name}.csv")
+    on_dev = frame.filter(pl.col("kind") == "trial")["dev_best_step"].drop_nulls().len() > 0
     tables = [study_pass_at_1_table(summary, info, which, _published(info, summary, published), confidence,
-                                    grader_note(frame), batch=global_batch_note(frame)),
+                                    grader_note(frame), batch=global_batch_note(frame), on_dev=on_dev),
               differences_table(summary, confidence=confidence, n_boot=n_boot),
               study_cost_table(frame, info)]
+    stopping = stopping_table(frame)
+    if stopping is not None:
+        tables.append(stopping)
     failures = failures_table(failure_shares(outcomes), summary)
     if failures is not None:
         tables.insert(2, failures)

@@ -4,9 +4,11 @@ Reads ``study.json`` (the study, its scale and its jobs) and every ``trials/<id>
 it works while a study is still running. Only the jobs of the current ``study.json`` count: trial folders left
 by an earlier version of the study are ignored. Trials that differ only in their seed form one *arm*.
 
-``which`` picks the checkpoint a trial is reported at: ``final`` (the trained adapter) or ``best`` (of the
-evaluated checkpoints in ``result.json["checkpoints"]`` and the final adapter, the one with the highest average
-Pass@1; ties go to the final adapter, then to the earlier step). Costs are always what the trial spent.
+``which`` picks the checkpoint a trial is reported at: ``final`` (the trained adapter) or ``best``: with a dev
+split, the checkpoint its dev score chose (``chosen_by: "dev"``, evaluated on the test benchmarks by the trial
+itself); without one, of the evaluated checkpoints in ``result.json["checkpoints"]`` and the final adapter, the one
+with the highest average Pass@1 (ties go to the final adapter, then to the earlier step: chosen on the test
+benchmarks themselves, so optimistic). Costs are always what the trial spent.
 """
 
 from __future__ import annotations
@@ -175,6 +177,12 @@ def choose_checkpoint(result: TrialResult, which: Which) -> Checkpoint:
         return final
     if which != "best":
         raise ReportError(f"which must be 'final' or 'best', got {which!r}")
+    on_dev = [(name, entry) for name, entry in result.checkpoints.items() if entry.chosen_by == "dev"]
+    if on_dev:
+        name, entry = on_dev[0]
+        if entry.step == result.train_steps:
+            return final
+        return Checkpoint(name, entry.step, entry.pass_at_1, entry.eval_dir or f"eval/{name}")
     best, best_average = final, _average(final.pass_at_1)
     for name, entry in sorted(result.checkpoints.items(), key=lambda item: item[1].step):
         if entry.mean > best_average:
@@ -256,7 +264,8 @@ def _axis_series(name: str, values: list[Any]) -> pl.Series:
 FRAME_COLUMNS = ["study", "trial_id", "kind", "arm", "label"]  # then the axes, then FRAME_TAIL
 FRAME_TAIL = ["seed", "benchmark", "pass_at_1", "problems", "samples_per_problem", "train_steps", "steps_pct_epoch",
               "train_seconds", "eval_seconds", "device", "device_count", "device_hours", "train_usd", "eval_usd",
-              "total_usd", "checkpoint", "prompts_per_step", "completions_per_step", "grader"]
+              "total_usd", "checkpoint", "prompts_per_step", "completions_per_step", "grader", "stop_reason",
+              "stopped_at", "horizon", "dev_best_step", "dev_best"]
 
 
 def grader_of(detail: BenchmarkSummary, spec: dict[str, Any]) -> str:
@@ -284,6 +293,8 @@ def load_frame(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
         steps = checkpoint.step if kind == "trial" else 0
         prompts, completions = global_batch(result, spec) if kind == "trial" else (None, None)
         pct = steps_pct_epoch(spec, steps, prompts) if kind == "trial" else None
+        stopped, dev = result.stopped, result.dev
+        best_step = dev.best_step if dev is not None else None
         for benchmark, value in checkpoint.pass_at_1.items():
             detail = result.benchmarks.get(benchmark, BenchmarkSummary())
             rows.append({
@@ -298,6 +309,9 @@ def load_frame(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
                 "eval_usd": cost.eval_usd, "total_usd": cost.total_usd, "checkpoint": checkpoint.name,
                 "prompts_per_step": prompts, "completions_per_step": completions,
                 "grader": grader_of(detail, spec),
+                "stop_reason": stopped.reason if stopped else None, "stopped_at": stopped.step if stopped else None,
+                "horizon": stopped.horizon if stopped else None, "dev_best_step": best_step,
+                "dev_best": dev.curve.get(best_step) if best_step is not None else None,
             })
     columns: list[pl.Series] = []
     for name in FRAME_COLUMNS:
@@ -309,7 +323,9 @@ def load_frame(sweep_dir: Path, which: Which = "final") -> pl.DataFrame:
               "train_seconds": pl.Float64, "eval_seconds": pl.Float64, "device": pl.String,
               "device_count": pl.Int64, "device_hours": pl.Float64, "train_usd": pl.Float64,
               "eval_usd": pl.Float64, "total_usd": pl.Float64, "checkpoint": pl.String,
-              "prompts_per_step": pl.Int64, "completions_per_step": pl.Int64, "grader": pl.String}
+              "prompts_per_step": pl.Int64, "completions_per_step": pl.Int64, "grader": pl.String,
+              "stop_reason": pl.String, "stopped_at": pl.Int64, "horizon": pl.Int64, "dev_best_step": pl.Int64,
+              "dev_best": pl.Float64}
     for name in FRAME_TAIL:
         columns.append(pl.Series(name, [r[name] for r in rows], dtype=schema[name]))
     return pl.DataFrame(columns)

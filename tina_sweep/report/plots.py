@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +128,26 @@ class Curve:
     arm: str
     seed: int | None
     steps: dict[str, list[tuple[int, float]]]
+    dev: list[tuple[int, float]] = field(default_factory=list)  # dev Pass@1 by step (a trial with a dev split)
+    stop: tuple[str, int] | None = None  # ("pruned" | "early_stopped", step) when it stopped before its horizon
+
+
+STOP_MARKERS = {"pruned": ("X", "pruned"), "early_stopped": ("o", "early-stopped")}
+
+
+def _stop_and_dev(trial_dir: Path) -> tuple[tuple[str, int] | None, list[tuple[int, float]]]:
+    """Where a trial stopped early (from result.json) and its dev curve (result.json, else its dev files)."""
+    from tina_sweep.trial.dev import read_dev_curve
+
+    record = read_json(trial_dir / "result.json") if (trial_dir / "result.json").is_file() else None
+    stop, dev = None, []
+    if isinstance(record, dict):
+        stopped = record.get("stopped") or {}
+        if stopped.get("reason") in STOP_MARKERS and isinstance(stopped.get("step"), int):
+            stop = (stopped["reason"], stopped["step"])
+        curve = (record.get("dev") or {}).get("curve") or {}
+        dev = sorted((int(step), float(value)) for step, value in curve.items())
+    return stop, dev or sorted(read_dev_curve(trial_dir).items())
 
 
 def _trial_meta(trial_dir: Path) -> tuple[dict[str, Any], int | None]:
@@ -174,7 +194,8 @@ def load_curves(sweep_dir: Path) -> list[Curve]:
     names = sorted({name for _, axes, _, _ in raw for name in axes})
     varied = [n for n in names if len({json.dumps(axes.get(n), sort_keys=True) for _, axes, _, _ in raw}) > 1]
     shown = varied or names
-    curves = [Curve(trial_id, ", ".join(f"{n}={axes.get(n)}" for n in shown) or trial_id, seed, steps)
+    curves = [Curve(trial_id, ", ".join(f"{n}={axes.get(n)}" for n in shown) or trial_id, seed, steps,
+                    *reversed(_stop_and_dev(Path(sweep_dir) / "trials" / trial_id)))
               for trial_id, axes, seed, steps in raw]
     order = {trial_id: tuple(_natural(axes.get(n)) for n in shown) for trial_id, axes, _, _ in raw}
     return sorted(curves, key=lambda c: (order[c.trial_id], c.seed if c.seed is not None else -1, c.trial_id))
@@ -190,7 +211,9 @@ def _smooth(values: list[float], window: int) -> list[float]:
 
 
 def learning_curves_figure(curves: list[Curve], title: str = "", smooth: int = 5) -> Figure:
-    """Two panels (reward, completion length) against training step; one colour per arm, one dash per seed.
+    """Two panels (reward, completion length) against training step, and a third (dev Pass@1 at each checkpoint)
+    when trials have a dev split; one colour per arm, one dash per seed, a mark where a trial was pruned or
+    stopped early.
 
     Raw per-step values are thin lines; with ``smooth`` > 1 a trailing moving average is drawn over them.
     """
@@ -199,8 +222,9 @@ def learning_curves_figure(curves: list[Curve], title: str = "", smooth: int = 5
     palette = matplotlib.colormaps["viridis" if len(arms) > 10 else "tab10"]
     colors = {arm: palette(i / max(1, len(arms) - 1) if len(arms) > 10 else i) for i, arm in enumerate(arms)}
     styles = {seed: _SEED_STYLES[i % len(_SEED_STYLES)] for i, seed in enumerate(seeds)}
-    figure = Figure(figsize=(11, 4.4), layout="constrained")
-    axes = figure.subplots(1, 2)
+    with_dev = any(curve.dev for curve in curves)
+    figure = Figure(figsize=(16 if with_dev else 11, 4.4), layout="constrained")
+    axes = figure.subplots(1, 3 if with_dev else 2)
     for ax, (key, ylabel) in zip(axes, CURVE_METRICS):
         for curve in curves:
             points = curve.steps.get(key, [])
@@ -214,16 +238,43 @@ def learning_curves_figure(curves: list[Curve], title: str = "", smooth: int = 5
             if smoothed:
                 ax.plot(x, _smooth(y, smooth), color=color, linestyle=style, linewidth=1.8,
                         gid=f"{key}:smoothed:{curve.trial_id}")
+            _mark_stop(ax, curve, dict(zip(x, _smooth(y, smooth) if smoothed else y)), color, key)
         ax.set_xlabel("training step")
         ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    if with_dev:
+        ax = axes[2]
+        for curve in curves:
+            if curve.dev:
+                x, y = [p[0] for p in curve.dev], [100 * p[1] for p in curve.dev]
+                ax.plot(x, y, color=colors[curve.arm], linestyle=styles[curve.seed], marker=".", linewidth=1.5,
+                        gid=f"dev:{curve.trial_id}")
+                _mark_stop(ax, curve, dict(zip(x, y)), colors[curve.arm], "dev")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("dev Pass@1 (%)")
         ax.grid(True, alpha=0.3)
     handles = [Line2D([], [], color=colors[arm], linewidth=2, label=arm) for arm in arms]
     if len(seeds) > 1:
         handles += [Line2D([], [], color="black", linestyle=styles[s], label=f"seed {s}") for s in seeds]
+    for reason in dict.fromkeys(c.stop[0] for c in curves if c.stop):
+        marker, label = STOP_MARKERS[reason]
+        handles.append(Line2D([], [], color="black", marker=marker, linestyle="none", label=label))
     axes[0].legend(handles=handles, fontsize=8, loc="best")
     note = f" (thin: each step; bold: moving mean over {smooth} steps)" if smooth > 1 else ""
     figure.suptitle(f"{title + ': ' if title else ''}training curves{note}", fontsize=10)
     return figure
+
+
+def _mark_stop(ax, curve: Curve, values: dict[int, float], color, key: str) -> None:
+    """A mark at the step where ``curve`` was pruned or stopped early (on its value there, or its last one)."""
+    if curve.stop is None or not values:
+        return
+    reason, step = curve.stop
+    at = step if step in values else max(s for s in values if s <= step) if any(s <= step for s in values) \
+        else min(values)
+    marker, _ = STOP_MARKERS[reason]
+    ax.plot([at], [values[at]], marker=marker, markersize=9, color=color, markeredgecolor="black",
+            linestyle="none", gid=f"{key}:{reason}:{curve.trial_id}")
 
 
 def _study_name(sweep_dir: Path) -> str:

@@ -216,7 +216,11 @@ def grader_note(frame: pl.DataFrame) -> str:
             + " (" + "; ".join(f"{GRADER_NOTES.get(g, g)}" for g in graders) + ").")
 
 
-def which_note(which: str) -> str:
+def which_note(which: str, on_dev: bool = False) -> str:
+    """How a caption says which checkpoint each trial is reported at (``on_dev``: the dev split chose it)."""
+    if which == "best" and on_dev:
+        return ("the best checkpoint of each trial by its dev score (a split held out from training and from "
+                "these benchmarks, scored at every checkpoint)")
     if which == "best":
         return ("the best checkpoint of each trial (highest average Pass@1 among its evaluated checkpoints; "
                 "chosen on these same benchmarks, so optimistic)")
@@ -239,7 +243,7 @@ def global_batch_note(frame: pl.DataFrame) -> str:
 
 def study_pass_at_1_table(summary: pl.DataFrame, info: StudyInfo, which: str = "final",
                           extra: list[tuple[Section, pl.DataFrame]] | None = None,
-                          confidence: float = 0.95, grading: str = "", batch: str = "") -> Table:
+                          confidence: float = 0.95, grading: str = "", batch: str = "", on_dev: bool = False) -> Table:
     """The study's main table; ``extra`` adds sections of other summaries (published rows, say); ``grading``
     (``grader_note``) says which grader produced the study's numbers; ``batch`` is the global batch note
     (``global_batch_note``) for the caption."""
@@ -252,7 +256,7 @@ def study_pass_at_1_table(summary: pl.DataFrame, info: StudyInfo, which: str = "
         combined = pl.concat([combined, rows], how="diagonal_relaxed")
         sections = sections + [section]
     caption = (f"Pass@1 (%) of study {info.name}" + (f" ({info.scale} scale)" if info.scale else "")
-               + f" at {which_note(which)}; {seeds_note(summary)}. Avg is the mean over the "
+               + f" at {which_note(which, on_dev)}; {seeds_note(summary)}. Avg is the mean over the "
                + (f"{len(benchmarks)} benchmarks shown" if len(benchmarks) > 1 else "one benchmark shown")
                + f". {STEPS}: training steps x prompts per optimizer step / training-set size. "
                + (f"{batch} " if batch else "")
@@ -306,6 +310,52 @@ def study_cost_table(frame: pl.DataFrame, info: StudyInfo) -> Table:
     caption = (f"Cost of study {info.name} in US dollars (wall time x device-hour price), per trial, on "
                f"{devices or 'unknown devices'}.")
     return cost_table(trial_costs(frame), caption=caption)
+
+
+# ---------------------------------------------------------------- stopping
+
+STOP_REASONS = {"finished": "finished", "pruned": "pruned", "early_stopped": "early-stopped"}
+
+
+def spent_against_full_grid(frame: pl.DataFrame) -> dict[str, float] | None:
+    """Training steps and dollars the trials spent against what the whole grid would have (each trial trained to
+    its horizon: its training cost per step x its horizon, its evaluation as it was); None without stop records."""
+    trials = frame.filter(pl.col("kind") == "trial").unique("trial_id", maintain_order=True)
+    trials = trials.filter(pl.col("stopped_at").is_not_null() & pl.col("horizon").is_not_null())
+    if trials.is_empty():
+        return None
+    steps, full_steps = trials["stopped_at"].sum(), trials["horizon"].sum()
+    usd = full_usd = 0.0
+    for row in trials.iter_rows(named=True):
+        train, total = row["train_usd"] or 0.0, row["total_usd"] or 0.0
+        usd += total
+        full_usd += total - train + train * row["horizon"] / max(row["stopped_at"], 1)
+    return {"steps": float(steps), "full_steps": float(full_steps), "usd": usd, "full_usd": full_usd,
+            "trials": float(trials.height)}
+
+
+def stopping_table(frame: pl.DataFrame) -> Table | None:
+    """Where each trial stopped and why (finished, pruned, early-stopped), its best dev score and step, and what
+    the study spent against the full grid; None when no trial has a dev split."""
+    spent = spent_against_full_grid(frame)
+    if spent is None:
+        return None
+    trials = frame.filter((pl.col("kind") == "trial") & pl.col("stopped_at").is_not_null())
+    trials = trials.unique("trial_id", maintain_order=True).sort(["arm", "seed"], nulls_last=True)
+    rows = []
+    for row in trials.iter_rows(named=True):
+        best = MISSING if row["dev_best"] is None else f"{100 * row['dev_best']:.1f} (step {row['dev_best_step']})"
+        rows.append([Cell(row["label"]), Cell(MISSING if row["seed"] is None else str(row["seed"])),
+                     Cell(STOP_REASONS.get(row["stop_reason"], row["stop_reason"] or MISSING)),
+                     Cell(f"{row['stopped_at']} / {row['horizon']}"), Cell(best)])
+    caption = (f"Where each trial stopped and why: finished (its horizon), pruned (by the study's pruner, across "
+               f"arms) or early-stopped (no dev gain for its patience). The study trained {spent['steps']:.0f} of "
+               f"the full grid's {spent['full_steps']:.0f} steps ({100 * spent['steps'] / spent['full_steps']:.0f}%) "
+               f"and spent ${spent['usd']:.4f} against ~${spent['full_usd']:.4f} for the full grid "
+               f"({100 * spent['usd'] / max(spent['full_usd'], 1e-12):.0f}%; each stopped trial's training cost per "
+               f"step x its horizon). Dev: Pass@1 (%) on the dev split at its best step.")
+    return Table("stopping", caption, ["Arm", "Seed", "Stopped", "Steps / horizon", "Best dev Pass@1"],
+                 [("Trials", rows)], key_columns=2)
 
 
 # ---------------------------------------------------------------- differences

@@ -44,6 +44,13 @@ class Trained:
     final_reward: float | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)  # training time and tokens of each attempt
     global_batch: dict[str, Any] = field(default_factory=dict)  # prompts and completions per optimizer step
+    stopped: dict[str, Any] | None = None  # training ended before its horizon (pruned, early_stopped)
+    dev_curve: dict[str, float] = field(default_factory=dict)  # dev Pass@1 by step (JSON keys: str)
+    dev_seconds: float = 0.0
+
+    @property
+    def dev_by_step(self) -> dict[int, float]:
+        return {int(step): score for step, score in self.dev_curve.items()}
 
     @property
     def adapter_dir(self) -> Path | None:
@@ -93,7 +100,8 @@ def run_job(job: Trial, trial_dir: Path, prices: dict[str, float], threads: int 
             trained = Trained(outcome.total_seconds, outcome.total_tokens, outcome.steps,
                               str(outcome.adapter_dir), outcome.resumed_from,
                               outcome.log_history[-1].get("reward") if outcome.log_history else None,
-                              outcome.earlier_attempts + [this_attempt], outcome.global_batch)
+                              outcome.earlier_attempts + [this_attempt], outcome.global_batch, outcome.stopped,
+                              {str(step): score for step, score in outcome.dev_curve.items()}, outcome.dev_seconds)
             record_summary(run, train_summary(trained.steps, trained.seconds, trained.tokens, trained.final_reward))
     if defer_eval:
         trained.write(trial_dir)
@@ -119,7 +127,20 @@ def job_result(job: Trial, trained: Trained, results: list, checkpoints: dict[st
     from tina_sweep.trial.cost import trial_cost
     from tina_sweep.trial.evaluate import summary
 
+    from tina_sweep.trial.dev import best_step
+
     results_all = results + more
+    dev = stopped = None
+    spec = job.spec
+    if job.kind == "trial" and spec.dev is not None:
+        curve = trained.dev_by_step
+        dev = {"problems": spec.dev.problems, "curve": curve, "best_step": best_step(curve),
+               "seconds": trained.dev_seconds}
+        ended = dict(trained.stopped or {})
+        reason = ended.pop("reason", "finished")
+        horizon = ended.pop("horizon", None) or trained.steps
+        ended.pop("step", None)
+        stopped = {"reason": reason, "step": trained.steps, "horizon": horizon, "detail": ended}
     cost = trial_cost(trained.seconds, eval_seconds, trained.tokens, sum(r.generated_tokens for r in results_all),
                       prices)
     pass_at_1 = {r.benchmark: r.pass_at_1 for r in results}
@@ -129,7 +150,8 @@ def job_result(job: Trial, trained: Trained, results: list, checkpoints: dict[st
         global_batch=trained.global_batch or None, resumed_from_checkpoint=trained.resumed,
         train_attempts=trained.attempts, final_train_reward=trained.final_reward, cost=cost.as_dict(),
         eval_problems_per_second=sum(r.problems for r in results_all) / max(eval_seconds, 1e-9),
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), checkpoints=checkpoints, eval_engine=engine)
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), checkpoints=checkpoints, eval_engine=engine, dev=dev,
+        stopped=stopped)
 
 
 def evaluate_together(entries: list[tuple[Trial, Path]], prices: dict[str, float], tracking: Tracking | None = None,
@@ -172,6 +194,7 @@ class EvalPlan:
     targets: list[EvalTarget]
     checkpoint_steps: list[int]
     with_checkpoints: bool  # the result gets a checkpoints block (the final step's entry included)
+    dev_best: int | None = None  # the step of the best dev score (its entry is marked chosen_by "dev")
 
 
 def eval_plan(job: Trial, trial_dir: Path, trained: Trained, every: int) -> EvalPlan:
@@ -179,13 +202,18 @@ def eval_plan(job: Trial, trial_dir: Path, trained: Trained, every: int) -> Eval
     final step (the final step is the final adapter, evaluated once)."""
     from tina_sweep.trial.train.trainer import saved_checkpoints
 
+    from tina_sweep.trial.dev import best_step
+
     targets = [EvalTarget(job.trial_id, trained.adapter_dir, trial_dir / "eval", job.seed)]
-    with_checkpoints = bool(every) and job.kind == "trial"
-    chosen = checkpoints_to_evaluate(saved_checkpoints(trial_dir / "checkpoints"), every, trained.steps) \
-        if with_checkpoints else {}
+    dev_best = best_step(trained.dev_by_step) if job.kind == "trial" else None
+    with_checkpoints = (bool(every) or dev_best is not None) and job.kind == "trial"
+    saved = saved_checkpoints(trial_dir / "checkpoints") if with_checkpoints else {}
+    chosen = checkpoints_to_evaluate(saved, every, trained.steps) if every else {}
+    if dev_best is not None and dev_best < trained.steps and dev_best in saved:
+        chosen = dict(sorted({**chosen, dev_best: saved[dev_best]}.items()))  # the test score of the dev choice
     targets += [EvalTarget(f"{job.trial_id}/checkpoint-{step}", folder, trial_dir / "eval" / f"checkpoint-{step}",
                            job.seed) for step, folder in chosen.items()]
-    return EvalPlan(job, trial_dir, trained, targets, list(chosen), with_checkpoints)
+    return EvalPlan(job, trial_dir, trained, targets, list(chosen), with_checkpoints, dev_best)
 
 
 def plan_results(plan: EvalPlan, by_target: dict[str, list]) -> tuple[list, dict[str, dict[str, Any]], list]:
@@ -201,6 +229,8 @@ def plan_results(plan: EvalPlan, by_target: dict[str, list]) -> tuple[list, dict
     if plan.with_checkpoints:
         _link_final(plan.job.spec, plan.trial_dir, plan.trained.steps)
         block[f"checkpoint-{plan.trained.steps}"] = _checkpoint_entry(plan.trained.steps, final, 0.0)
+    if plan.dev_best is not None and f"checkpoint-{plan.dev_best}" in block:
+        block[f"checkpoint-{plan.dev_best}"]["chosen_by"] = "dev"
     return final, block, more
 
 

@@ -69,9 +69,41 @@ def prepare(study: Study, trials: list[Trial], options: RunOptions) -> tuple[Pat
     write_json_atomic(sweep_dir / "study.json", {
         "study": study.model_dump(mode="json"), "scale": options.scale,
         "jobs": [j.to_json() for j in jobs]})
-    ledger = Ledger(study.name, options.storage, sweep_dir, options.max_retries)
+    ledger = Ledger(study.name, options.storage, sweep_dir, options.max_retries, pruner=study_pruner(trials))
     ledger.sync({job.trial_id: job.to_json() for job in jobs})
     return sweep_dir, {job.trial_id: job for job in jobs}, ledger
+
+
+def study_pruner(trials: list[Trial]):
+    """The Optuna pruner the trials' ``dev.pruner`` names (every trial of a study shares its stopping), or None."""
+    from tina_sweep.trial.spec import TrialSpec
+
+    devs = [t.spec.dev for t in trials if isinstance(t.spec, TrialSpec) and t.spec.dev is not None]
+    if not devs or devs[0].pruner == "none":
+        return None
+    horizon = max((t.spec.training.stop_at_step or t.spec.training.max_steps or 0) for t in trials)
+    first_dev = min(t.spec.training.save_steps for t in trials)  # no dev score comes before the first save
+    return make_pruner(devs[0], horizon or None, first_dev)
+
+
+def make_pruner(dev, horizon: int | None, first_dev_step: int):
+    """Optuna's pruner for a ``DevSpec``: ``min_steps`` is the median pruner's warm-up and successive halving's
+    and Hyperband's minimum resource (default: the first step with a dev score); steps are optimizer steps."""
+    import optuna
+
+    min_steps = dev.min_steps or first_dev_step
+    median = optuna.pruners.MedianPruner(n_startup_trials=dev.startup_trials, n_warmup_steps=min_steps)
+    if dev.pruner == "median":
+        return median
+    if dev.pruner == "patient":
+        return optuna.pruners.PatientPruner(median, patience=dev.patience or 1, min_delta=dev.min_delta)
+    if dev.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_steps, reduction_factor=dev.reduction_factor,
+                                                      min_early_stopping_rate=0)
+    if dev.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=min_steps, max_resource=horizon or "auto",
+                                              reduction_factor=dev.reduction_factor)
+    raise ValueError(f"dev.pruner: unknown pruner {dev.pruner!r}")
 
 
 def prepare_models(jobs: dict[str, Trial]) -> None:
@@ -187,6 +219,9 @@ class _RichDisplay:
 
         console.print(f"[bold]{shared_engine_line(jobs)}[/]", highlight=False)
 
+    def stopping(self, job: Trial, text: str) -> None:
+        console.print(f"[yellow]{job.trial_id}[/]: {text}", highlight=False)
+
     def abandoned(self, job: Trial, reason: str) -> None:
         self._end(job)
         console.print(f"[yellow]gave up[/] {job.trial_id}: {reason}", highlight=False)
@@ -207,7 +242,8 @@ def collect_results(ledger: Ledger, job_ids: list[str]) -> list[TrialResult]:
     attempts = ledger.by_job()
     results = []
     for job_id in job_ids:
-        finished = [a for a in attempts.get(job_id, []) if a.state.name == "COMPLETE" and "result" in a.user_attrs]
+        finished = [a for a in attempts.get(job_id, []) if a.state.name in ("COMPLETE", "PRUNED")
+                    and "result" in a.user_attrs]
         if finished:
             results.append(TrialResult.parse(finished[0].user_attrs["result"], f"the ledger's result of {job_id}"))
     return results

@@ -101,8 +101,11 @@ def show_status(name: str, sweep_dir: Path, storage: str | None, console: Consol
         counts[state] = counts.get(state, 0) + 1
         worker = age = progress = detail = ""
         if state == "finished":
-            done = next(t for t in tries if t.state.name == "COMPLETE")
-            worker, detail = done.user_attrs.get("worker", ""), f"{done.value:.3f}"
+            done = next(t for t in tries if t.state.name in ("COMPLETE", "PRUNED"))
+            average = (done.user_attrs.get("result") or {}).get("average", done.value)
+            worker, detail = done.user_attrs.get("worker", ""), f"{average:.3f}" if average is not None else ""
+            if done.state.name == "PRUNED":
+                detail += f" (pruned at step {(done.user_attrs.get('result') or {}).get('train_steps', '?')})"
         elif state == "running":
             run = next(t for t in tries if t.state.name == "RUNNING")
             worker = run.user_attrs.get("worker", "")
@@ -114,6 +117,8 @@ def show_status(name: str, sweep_dir: Path, storage: str | None, console: Consol
             worker = worker or failed[-1].user_attrs.get("worker", "")
             detail = _last_line(attempt_error(failed[-1]))
         label = {"finished": "complete", "unqueued": "not queued"}.get(state, state)
+        if state == "finished" and done.state.name == "PRUNED":
+            label = "pruned"
         if state == "waiting" and failed:
             label = "waiting (retry)"
         table.add_row(job_id, label, str(len(tries)), str(len(failed)), worker, age, progress, detail)

@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 from tina_sweep.trial import attempts
 from tina_sweep.trial.attempts import write_json_atomic
+from tina_sweep.trial.dev import DEV_LOG, STOP_FILE, read_dev_log
 from tina_sweep.trial.result import TrialResult
 from tina_sweep.trial.trial import Trial
 from tina_sweep.ledger.store import Ledger, LedgerLockTimeout, worker_name
@@ -140,13 +141,18 @@ class Display(Protocol):
     def failed(self, job: Trial, reason: str) -> None: ...
     def evaluating(self, jobs: list[Trial]) -> None: ...
     def abandoned(self, job: Trial, reason: str) -> None: ...
+    def stopping(self, job: Trial, text: str) -> None: ...
 
 
 def finished_how(result: TrialResult, reused: bool) -> str:
-    """How a finished job's line describes it: its training and evaluation time, or that it was already done."""
+    """How a finished job's line describes it: its training and evaluation time (and where it stopped early), or
+    that it was already done."""
     if reused:
         return "recorded its finished result"
-    return f"{result.cost.train_seconds or 0:.0f}s train, {result.cost.eval_seconds or 0:.0f}s eval"
+    stopped = result.stopped
+    early = f", {stopped.reason.replace('_', ' ')} at step {stopped.step} of {stopped.horizon}" \
+        if stopped is not None and stopped.reason != "finished" else ""
+    return f"{result.cost.train_seconds or 0:.0f}s train, {result.cost.eval_seconds or 0:.0f}s eval{early}"
 
 
 def shared_engine_line(jobs: list[Trial]) -> str:
@@ -183,6 +189,9 @@ class LineDisplay:
     def abandoned(self, job: Trial, reason: str) -> None:
         self._print(f"gave up {job.trial_id}: {reason}")
 
+    def stopping(self, job: Trial, text: str) -> None:
+        self._print(f"{job.trial_id}: {text}")
+
 
 @dataclass
 class _Running:
@@ -195,6 +204,8 @@ class _Running:
     pushed_at: float = 0.0
     progress: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    dev_seen: int = 0  # dev scores of the attempt already reported to the ledger
+    stop_asked: bool = False  # pruned: stop.json written
 
 
 _ACTIVE: list[Worker] = []  # the workers running in this process (``hand_back`` reaches them from a signal)
@@ -267,6 +278,7 @@ class Worker:
                 self._stop_dead_and_late(running)
                 for job in running.values():
                     self._poll_progress(job)
+                    self._poll_dev(job)
                 if len(running) < len(self.slots) and time.monotonic() - last_sync > IDLE_SECONDS:
                     self._sync()  # re-enqueues jobs of dead workers, retries failures
                     last_sync = time.monotonic()
@@ -394,7 +406,7 @@ class Worker:
                 except FileExistsError:  # a result landed already (it stands): record that one
                     result, reused = attempts.finished_result(final, job.job.trial_id) or result, True
             attrs = {"result": result.to_json(), **({"reused_result": True} if reused else {})}
-            if not self.ledger.complete(job.trial, result.average, attrs):
+            if not self.ledger.complete(job.trial, result.average, attrs, pruned=result.pruned):
                 return
             live = {str(t.number) for t in self.ledger.by_job().get(job.job.trial_id, [])
                     if t.state.name == "RUNNING"}
@@ -404,6 +416,7 @@ class Worker:
 
     def _finish(self, job: _Running, evaluated: bool = False) -> None:
         job.process.join()
+        self._poll_dev(job, ask_pruner=False)  # the scores written since the last look
         code = job.process.exitcode
         result = attempts.finished_result(job.trial_dir, job.job.trial_id, self.eval_checkpoints)
         if code == 0 and result is None and not evaluated and self.defers(job.job) \
@@ -470,6 +483,36 @@ class Worker:
         if phase_changed or time.monotonic() - job.pushed_at >= PROGRESS_SECONDS:
             self.ledger.set_progress(job.trial, progress)
             job.pushed_at = time.monotonic()
+
+    def _poll_dev(self, job: _Running, ask_pruner: bool = True) -> None:
+        """Report the attempt's new dev scores to the ledger (Optuna intermediate values) and ask the study's
+        pruner; a pruned attempt is asked to stop (``stop.json``): it saves a checkpoint, is evaluated and is
+        recorded PRUNED."""
+        dev = getattr(job.job.spec, "dev", None)
+        if job.job.kind != "trial" or dev is None:
+            return
+        records = read_dev_log(job.trial_dir / DEV_LOG, job.dev_seen)
+        if not records:
+            return
+        job.dev_seen += len(records)
+        for record in records:
+            self.ledger.report(job.trial, float(record["pass_at_1"]), int(record["step"]))
+        step = int(records[-1]["step"])
+        if not ask_pruner or job.stop_asked or dev.pruner == "none" or \
+                (dev.min_steps is not None and step < dev.min_steps):
+            return
+        try:
+            pruned = self.ledger.should_prune(job.trial)
+        except Exception as error:  # noqa: BLE001 - a pruner's trouble never stops the trial
+            print(f"warning: pruner {dev.pruner}: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+            return
+        if pruned:
+            write_json_atomic(job.trial_dir / STOP_FILE, {"reason": "pruned", "pruner": dev.pruner, "at_dev_step": step,
+                                                          "dev_pass_at_1": float(records[-1]["pass_at_1"]),
+                                                          "by": worker_name(), "at": time.time()})
+            job.stop_asked = True
+            self.display.stopping(job.job, f"pruned by the {dev.pruner} pruner at step {step} (dev Pass@1 "
+                                           f"{float(records[-1]['pass_at_1']):.3f}): stopping after this step")
 
 
 def _read_error(path: Path) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tina_sweep.trial.spec import ConfigError, TrialSpec, first_error_line
+from tina_sweep.trial.spec import ConfigError, DevSpec, TrialSpec, first_error_line
 from tina_sweep.study.recipes import RECIPES, preset, recipe_for
 from tina_sweep.study.scales import SCALES
 from tina_sweep.trial.trial import Trial, axis_short_name
@@ -67,8 +67,23 @@ class Study(BaseModel):
                     "entirely by their linked fields")
     evaluate_base_model: bool = True
     wandb_project: str | None = Field(None, description="W&B project (default: the study's name)")
+    stopping: dict[str, Any] | None = Field(
+        None, description="spend only what the conclusion needs: a dev split scored at every checkpoint, early stopping "
+                          "and pruning of arms, e.g. {'pruner': 'successive_halving', 'min_steps': 10} or "
+                          "{'patience': 2}; the fields of tina_sweep.trial.spec.DevSpec (every trial's ``dev``). "
+                          "None: every trial trains its whole horizon (a faithful ablation)")
 
     _check_recipe = field_validator("recipe")(_known_recipe)
+
+    @field_validator("stopping")
+    @classmethod
+    def _valid_stopping(cls, stopping: dict[str, Any] | None) -> dict[str, Any] | None:
+        if stopping is not None:
+            try:
+                DevSpec.model_validate(stopping)
+            except ValidationError as error:
+                raise ValueError(first_error_line(error, "stopping.")) from None
+        return stopping
 
     @field_validator("axes")
     @classmethod
@@ -166,6 +181,8 @@ def resolve(study: Study, scale: str) -> list[Trial]:
             settings.update(linked.get(axis, {}).get(str(value), {}))
         for seed in seeds:
             tree = preset(scale, plan.recipe)
+            if study.stopping is not None:
+                tree["dev"] = dict(study.stopping)
             for field, value in settings.items():
                 set_dotted(tree, field, value)
             set_dotted(tree, "seed", seed)

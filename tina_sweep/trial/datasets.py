@@ -437,8 +437,59 @@ def load_dataspec(spec, catalog: dict[str, Source], *, seed: int = 0) -> list[Pr
 
 
 def load_training_problems(trial) -> list[Problem]:
-    """The training problems of a ``TrialSpec``."""
-    return load_dataspec(trial.dataset, TRAINING_SETS, seed=trial.seed)
+    """The training problems of a ``TrialSpec`` (without its dev split, when it has one)."""
+    if trial.dev is None:
+        return load_dataspec(trial.dataset, TRAINING_SETS, seed=trial.seed)
+    return split_dev(trial)[0]
+
+
+def load_dev_problems(trial) -> list[Problem]:
+    """The dev problems of a ``TrialSpec`` with a dev split (the same for every seed of a study)."""
+    return split_dev(trial)[1]
+
+
+DEV_SEED = 20261201  # fixed: every trial of a study scores the same dev problems, whatever its seed
+
+
+def question_key(question: str) -> str:
+    """A question compared across sets: whitespace collapsed, case folded."""
+    return " ".join(question.split()).casefold()
+
+
+def split_dev(trial) -> tuple[list[Problem], list[Problem]]:
+    """(training problems, dev problems) of a ``TrialSpec`` with ``dev`` set. The dev problems are never a test
+    benchmark's (``eval.benchmarks``) nor a training problem's question: by default they are drawn (seeded by
+    ``DEV_SEED``, so every trial of a study shares them) from the training set's source, which then trains on the
+    rest; with ``dev.benchmark`` they are its first problems that appear in neither. Raises DataError (one line)
+    when not enough problems are left."""
+    dev = trial.dev
+    test = {question_key(p.question) for b in trial.eval.benchmarks for p in load_benchmark(b)}
+    if dev.benchmark is not None:
+        training = load_dataspec(trial.dataset, TRAINING_SETS, seed=trial.seed)
+        taken = test | {question_key(p.question) for p in training}
+        held = [p for p in load_benchmark(dev.benchmark) if question_key(p.question) not in taken][:dev.problems]
+    elif trial.dataset.path is None and TRAINING_SETS[trial.dataset.name].kind == "generated":
+        excluded = {p.question for p in arithmetic_eval(1000)}  # the held-out arithmetic benchmark's pool
+        held = [p for p in arithmetic_set(dev.problems, DEV_SEED, exclude=excluded)
+                if question_key(p.question) not in test]
+        excluded |= {p.question for p in held}
+        training = arithmetic_set(trial.dataset.limit or 2000, trial.seed, exclude=excluded)
+    else:
+        pool = load_dataspec(trial.dataset.model_copy(update={"limit": None}), TRAINING_SETS, seed=trial.seed)
+        candidates = [p for p in pool if question_key(p.question) not in test]
+        held = random.Random(DEV_SEED).sample(candidates, min(dev.problems, len(candidates)))
+        chosen = {question_key(p.question) for p in held}
+        training = [p for p in pool if question_key(p.question) not in chosen]
+        training = training[: trial.dataset.limit] if trial.dataset.limit else training
+    if len(held) < dev.problems:
+        where = f"benchmark {dev.benchmark.name!r}" if dev.benchmark is not None else \
+            f"training set {trial.dataset.name!r}"
+        raise DataError(f"dev.problems: {where} has only {len(held)} problems outside the training and test sets, "
+                        f"got {dev.problems}")
+    if not training:
+        raise DataError(f"dev.problems: holding out {dev.problems} problems leaves training set "
+                        f"{trial.dataset.name!r} empty")
+    return training, held
 
 
 def load_benchmark(spec) -> list[Problem]:

@@ -59,6 +59,7 @@ class CheckpointResult(_Record):
     average: float | None = None
     eval_dir: str | None = None  # relative to the trial folder; None: eval/<name>
     eval_seconds: float | None = None
+    chosen_by: Literal["dev"] | None = None  # "dev": the trial's best checkpoint by its dev score
 
     @property
     def mean(self) -> float:
@@ -66,6 +67,25 @@ class CheckpointResult(_Record):
         if self.average is not None:
             return self.average
         return sum(self.pass_at_1.values()) / len(self.pass_at_1) if self.pass_at_1 else float("-inf")
+
+
+class DevRecord(_Record):
+    """The dev split's scores: Pass@1 at each saved checkpoint (by step), the best step, what scoring cost."""
+
+    problems: int
+    curve: dict[int, float]
+    best_step: int | None = None
+    seconds: float = 0.0  # scoring time of every attempt (inside the training time)
+
+
+class StopRecord(_Record):
+    """Why and where a trial ended: finished (its horizon), pruned (the worker's pruner), early_stopped
+    (patience on the dev score)."""
+
+    reason: Literal["finished", "pruned", "early_stopped"]
+    step: int
+    horizon: int | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
 
 
 class TrialResult(_Record):
@@ -89,14 +109,23 @@ class TrialResult(_Record):
     checkpoints: dict[str, CheckpointResult] = Field(default_factory=dict)
     eval_engine: dict[str, Any] | None = None  # vLLM: the shared engine that evaluated this trial
     spec: dict[str, Any] | None = None  # the trial's spec, when a result carries it (older sweeps)
+    dev: DevRecord | None = None  # the dev split's scores, when the trial has one
+    stopped: StopRecord | None = None  # where training ended and why (trials with a dev split)
+
+    @property
+    def pruned(self) -> bool:
+        return self.stopped is not None and self.stopped.reason == "pruned"
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form written to ``result.json`` and recorded in the ledger (the optional blocks only when
-        present: ``checkpoints``, ``eval_engine``, ``spec``)."""
+        present: ``checkpoints``, ``eval_engine``, ``spec``, ``dev``, ``stopped``)."""
         data = self.model_dump(mode="json")
-        for name in ("checkpoints", "eval_engine", "spec"):
+        for name in ("checkpoints", "eval_engine", "spec", "dev", "stopped"):
             if not data[name]:
                 del data[name]
+        for entry in data.get("checkpoints", {}).values():
+            if entry.get("chosen_by") is None:
+                entry.pop("chosen_by", None)
         return data
 
     @classmethod

@@ -352,6 +352,37 @@ class EvalSpec(Spec):
         return benchmarks
 
 
+Pruner = Literal["none", "median", "successive_halving", "hyperband", "patient"]
+
+
+class DevSpec(Spec):
+    """A dev split, scored greedily at every saved checkpoint inside the trial's process: problems of the training
+    distribution held out from training (disjoint from the training problems and from every test benchmark), or
+    a named benchmark. Its scores choose the best checkpoint (``report --which best``), stop a trial early
+    (``patience``) and let the worker prune arms across the study (``pruner``, Optuna's pruners on the shared
+    ledger). A study sets these with ``Study(stopping={...})``."""
+
+    problems: PositiveInt = Field(64, description="dev problems (held out from the training set, or the first N "
+                                                  "of ``benchmark``)")
+    benchmark: DataSpec | None = Field(None, description="a benchmark as the dev split; None: held out from the "
+                                                         "training set")
+    max_new_tokens: PositiveInt | None = Field(None, description="tokens per dev completion; None: the training "
+                                                                 "completion length (algorithm.max_completion_length)")
+    patience: PositiveInt | None = Field(None, description="early stopping: stop after this many dev scores in a "
+                                                           "row without a gain over min_delta; None: off")
+    min_delta: Annotated[Number, Field(ge=0)] = Field(0.0, description="the gain in dev Pass@1 that counts")
+    pruner: Pruner = Field("none", description="across-arm pruning by the worker with Optuna's pruner: median, "
+                                               "successive_halving, hyperband, patient (median with patience); "
+                                               "none: off")
+    min_steps: PositiveInt | None = Field(None, description="no pruning before this optimizer step (successive "
+                                                            "halving and Hyperband: their min_resource); None: "
+                                                            "the first dev score")
+    reduction_factor: Annotated[int, Field(ge=2, strict=True)] = Field(
+        3, description="successive_halving / hyperband: keep 1 in reduction_factor trials at each rung")
+    startup_trials: Annotated[int, Field(ge=0, strict=True)] = Field(
+        2, description="median / patient: trials that must finish before any is pruned")
+
+
 class TrialSpec(Spec):
     """One complete trial. Its id is a hash of every field, so equal specs share one trial."""
 
@@ -362,7 +393,10 @@ class TrialSpec(Spec):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     dataset: DataSpec = Field(default_factory=lambda: DataSpec(name="arithmetic", limit=2000))
     eval: EvalSpec = Field(default_factory=EvalSpec)
+    dev: DevSpec | None = Field(None, description="a dev split scored at each checkpoint (best checkpoint, early "
+                                                  "stopping, pruning); None: off, as the paper's ablations")
     seed: Annotated[int, Field(ge=0, strict=True)] = 42
+    LATER_DEFAULTS = {"dev": None}
 
     @model_validator(mode="after")
     def _consistent(self) -> "TrialSpec":
@@ -383,6 +417,14 @@ class TrialSpec(Spec):
         if l1 and self.prompt.target_length_range is None:
             raise ValueError(f"prompt.target_length_range: reward {l1[0]!r} needs a target length per prompt "
                              "(set prompt.target_length_range, e.g. [100, 4000])")
+        if self.dev is not None and self.dev.benchmark is not None and self.dev.benchmark.path is None \
+                and self.dev.benchmark.name not in BENCHMARKS:
+            raise ValueError(f"dev.benchmark.name: unknown benchmark {self.dev.benchmark.name!r} "
+                             f"(known: {', '.join(BENCHMARKS)}; or set its path to a JSONL file)")
+        if self.dev is not None and self.dev.benchmark is not None and \
+                self.dev.benchmark.name.casefold() in {b.name.casefold() for b in self.eval.benchmarks}:
+            raise ValueError(f"dev.benchmark.name: {self.dev.benchmark.name!r} is a test benchmark of this trial "
+                             f"(eval.benchmarks): a dev split must be another set, got {self.dev.benchmark.name!r}")
         if self.eval.temperature == 0 and self.eval.samples_per_problem > 1:
             raise ValueError("eval.samples_per_problem: greedy decoding (eval.temperature 0) gives one distinct "
                              f"completion, so n must be 1 or the temperature > 0, got {self.eval.samples_per_problem}")

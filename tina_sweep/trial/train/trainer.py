@@ -26,6 +26,8 @@ from tina_sweep.trial.algorithms import ALGORITHMS
 from tina_sweep.trial.attempts import TRAIN_PROGRESS, earlier_costs, loadable_checkpoints, write_json_atomic
 from tina_sweep.trial.spec import TrialSpec
 from tina_sweep.trial.train.cpu_fast_path import FastCpuGRPOTrainer
+from tina_sweep.trial.dev import read_dev_curve
+from tina_sweep.trial.train.stopping import DevScorer, StopState, StopWhenAsked
 from tina_sweep.trial.datasets import load_training_problems
 from tina_sweep.trial.models import load_model_and_tokenizer
 from tina_sweep.trial.prompts import apply_chat_template_choice, chat_messages
@@ -43,6 +45,9 @@ class TrainOutcome:
     resumed_from: str | None = None
     earlier_attempts: list[dict] = field(default_factory=list)  # what the job's earlier attempts spent
     global_batch: dict = field(default_factory=dict)  # what each optimizer step saw (see ``global_batch``)
+    stopped: dict | None = None  # ended before its horizon: {"reason": "pruned" | "early_stopped", "step", ...}
+    dev_curve: dict[int, float] = field(default_factory=dict)  # dev Pass@1 by step (a dev split is set)
+    dev_seconds: float = 0.0  # this attempt's time scoring the dev split (inside wall_seconds)
 
     @property
     def total_seconds(self) -> float:
@@ -293,6 +298,12 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
         callbacks=callbacks + list(extra_callbacks or []),
     )
     trainer.remove_callback(PrinterCallback)  # progress goes through on_step, not print()
+    stop_state = StopState()
+    scorer = DevScorer(trainer, spec, trial_dir, stop_state, trainer.accelerator.is_main_process) \
+        if spec.dev is not None else None
+    if scorer is not None:
+        trainer.add_callback(scorer)
+    trainer.add_callback(StopWhenAsked(trainer, trial_dir, stop_state))
     if "wandb" in report_to:
         from tina_sweep.trial.train.wandb_guard import guard_wandb_callback
 
@@ -331,9 +342,13 @@ def train_trial(spec: TrialSpec, trial_dir: Path, on_step: Callable[[int, int, d
         os.replace(tmp, trial_dir / "train_log.jsonl")
         write_json_atomic(trial_dir / TRAIN_PROGRESS, {"seconds": wall_seconds, "tokens": cost.tokens, "step": steps})
     _release_rollout_engine(trainer)
+    stopped = {**stop_state.detail, "reason": stop_state.reason, "step": stop_state.step,
+               "horizon": min(ends) if ends else trainer.state.max_steps} if stop_state.reason else None
     return TrainOutcome(adapter_dir, steps, wall_seconds, cost.tokens, history,
                         resumed_from=resume.name if resume else None, earlier_attempts=earlier_costs(trial_dir),
-                        global_batch=batch)
+                        global_batch=batch, stopped=stopped,
+                        dev_curve=read_dev_curve(trial_dir) if spec.dev is not None else {},
+                        dev_seconds=scorer.scored_seconds if scorer is not None else 0.0)
 
 
 def _release_rollout_engine(trainer) -> None:
