@@ -18,7 +18,7 @@ from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
 from conftest import smoke_tree
-from test_scaleout import TINA_SWEEP, Processes, start_workers
+from test_scaleout import TINA_SWEEP, Processes
 from tina_sweep import Study
 from tina_sweep.ledger.store import Ledger
 from tina_sweep.study.study import resolve
@@ -141,9 +141,9 @@ PRUNED_STUDY = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def pruned_sweep(tiny_model_dir, tmp_path_factory):
     """Two workers share a journal in which an earlier, stronger trial finished (dev Pass@1 1.0 at every step):
-    the median pruner, reading the shared storage, prunes each worker's trial at its first dev score. Trials wait
-    at step 2 (tests/gate.py) until both were pruned, so each worker holds one, whatever the machine's speed.
-    Returns (sweeps root, study file, the workers)."""
+    the median pruner, reading the shared storage, prunes each worker's trial at its first dev score (step 1).
+    Trials wait at step 1, before it is scored (tests/gate.py), until both are there, so each worker holds one,
+    whatever the machine's speed. Returns (sweeps root, study file, the workers)."""
     tmp_path = tmp_path_factory.mktemp("pruned")
     study_file = tmp_path / "prune.py"
     study_file.write_text(PRUNED_STUDY)
@@ -156,11 +156,13 @@ def pruned_sweep(tiny_model_dir, tmp_path_factory):
 
     processes = Processes(tmp_path)
     try:
-        workers = start_workers(processes, 2, study_file, root, None)
+        workers = [processes.start(f"worker{i}", "worker", study_file, "--scale", "smoke", "--sweeps-dir", root,
+                                   "--workers", "1", "--threads-per-worker", "1", env={"TINA_GATE_STEP": "1"})
+                   for i in range(2)]
         deadline = time.monotonic() + WAIT
-        while len(list((root / "prune").glob("**/stop.json"))) < 2:
+        while len(list(processes.gate.glob("*.waiting"))) < 2:
             if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
-                pytest.fail("both trials were not pruned:\n" + processes.logs())
+                pytest.fail("the two trials did not both reach step 1:\n" + processes.logs())
             time.sleep(0.1)
         processes.open_gate()
         processes.wait(workers, WAIT)
@@ -192,12 +194,13 @@ def test_pruning_across_two_workers_on_one_journal(pruned_sweep):
         attempt = tries[0]
         assert attempt.params == {"lora.rank": int(job.split("-")[0].split("=")[1]), "seed": 42}
         assert attempt.distributions["lora.rank"] == IntDistribution(2, 4)
-        assert set(attempt.intermediate_values) >= {1, 2}
+        assert list(attempt.intermediate_values) == [1]
         result = attempt.user_attrs["result"]
         assert result["stopped"]["reason"] == "pruned" and result["stopped"]["horizon"] == 6
-        assert result["train_steps"] == 3  # asked at step 1, held at step 2 by the gate, stopped after step 3
+        assert result["train_steps"] == 1  # stopped at the step its pruning was decided on
         folder = root / "prune" / "trials" / job
-        assert (folder / "checkpoints" / "checkpoint-3").is_dir() and (folder / "eval" / "arithmetic.jsonl").is_file()
+        assert (folder / "checkpoints" / "checkpoint-1").is_dir() and (folder / "eval" / "arithmetic.jsonl").is_file()
+        assert "checkpoints" not in result  # a pruned arm: no second test evaluation of its best dev checkpoint
         assert json.loads((folder / "stop.json").read_text())["pruner"] == "median"
 
 
@@ -220,9 +223,10 @@ def test_the_report_shows_where_each_trial_stopped(pruned_sweep):
     root, _, _ = pruned_sweep
     out = build_report(root / "prune", which="best", n_boot=50)
     stopping = (out / "stopping.md").read_text()
-    assert stopping.count("| pruned") == 2 and stopping.count("3 / 6") == 2
-    assert "The study trained 6 of the full grid's 12 steps (50%)" in stopping
+    assert stopping.count("| pruned") == 2 and stopping.count("1 / 6") == 2
+    assert "The study trained 2 of the full grid's 12 steps (17%)" in stopping
     assert "by its dev score" in (out / "pass_at_1.md").read_text()  # --which best chose on dev, not on test
+    assert "optimistic" not in (out / "pass_at_1.md").read_text()
     svg = (out / "figures" / "learning_curves.svg").read_text()
     assert svg.count('id="dev:rank=') == 2 and svg.count('id="dev:pruned:rank=') == 2
 
@@ -260,5 +264,5 @@ def test_optuna_dashboard_shows_params_and_intermediate_values(pruned_sweep):
     for trial in ours:
         params = {p["name"]: p["param_external_value"] for p in trial["params"]}
         assert set(params) == {"lora.rank", "seed"} and params["seed"] == "42"
-        assert [v["step"] for v in trial["intermediate_values"]][:2] == [1, 2]
+        assert [v["step"] for v in trial["intermediate_values"]] == [1]
     assert {p["name"] for p in detail["union_search_space"]} == {"lora.rank", "seed"}

@@ -205,7 +205,9 @@ def eval_plan(job: Trial, trial_dir: Path, trained: Trained, every: int) -> Eval
     from tina_sweep.trial.dev import best_step
 
     targets = [EvalTarget(job.trial_id, trained.adapter_dir, trial_dir / "eval", job.seed)]
-    dev_best = best_step(trained.dev_by_step) if job.kind == "trial" else None
+    pruned = (trained.stopped or {}).get("reason") == "pruned"
+    # a pruned arm is out of the comparison: reported where it stopped, no second test evaluation
+    dev_best = best_step(trained.dev_by_step) if job.kind == "trial" and not pruned else None
     with_checkpoints = (bool(every) or dev_best is not None) and job.kind == "trial"
     saved = saved_checkpoints(trial_dir / "checkpoints") if with_checkpoints else {}
     chosen = checkpoints_to_evaluate(saved, every, trained.steps) if every else {}

@@ -43,7 +43,7 @@ from typing import Any, Protocol
 
 from tina_sweep.trial import attempts
 from tina_sweep.trial.attempts import write_json_atomic
-from tina_sweep.trial.dev import DEV_LOG, STOP_FILE, read_dev_log
+from tina_sweep.trial.dev import DEV_LOG, PRUNING_WORKER, STOP_FILE, VERDICT_FILE, read_dev_log
 from tina_sweep.trial.result import TrialResult
 from tina_sweep.trial.trial import Trial
 from tina_sweep.ledger.store import Ledger, LedgerLockTimeout, worker_name
@@ -378,8 +378,8 @@ class Worker:
         process = _context().Process(
             target=_job_process, name=f"tina-sweep {job.trial_id}", daemon=False,
             args=(job.to_json(), str(trial_dir), self.prices, slot, self.tracking,
-                  self.eval_checkpoints, dict(os.environ), os.getpid(), None if lock is None else _PassFd(lock),
-                  self.defers(job)))
+                  self.eval_checkpoints, {**os.environ, PRUNING_WORKER: "1"}, os.getpid(),
+                  None if lock is None else _PassFd(lock), self.defers(job)))
         try:
             process.start()
         except BaseException as error:
@@ -498,21 +498,22 @@ class Worker:
         for record in records:
             self.ledger.report(job.trial, float(record["pass_at_1"]), int(record["step"]))
         step = int(records[-1]["step"])
-        if not ask_pruner or job.stop_asked or dev.pruner == "none" or \
-                (dev.min_steps is not None and step < dev.min_steps):
+        if not ask_pruner or dev.pruner == "none":
             return
-        try:
-            pruned = self.ledger.should_prune(job.trial)
-        except Exception as error:  # noqa: BLE001 - a pruner's trouble never stops the trial
-            print(f"warning: pruner {dev.pruner}: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
-            return
-        if pruned:
+        pruned = job.stop_asked
+        if not pruned and (dev.min_steps is None or step >= dev.min_steps):
+            try:
+                pruned = self.ledger.should_prune(job.trial)
+            except Exception as error:  # noqa: BLE001 - a pruner's trouble never stops the trial
+                print(f"warning: pruner {dev.pruner}: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        if pruned and not job.stop_asked:
             write_json_atomic(job.trial_dir / STOP_FILE, {"reason": "pruned", "pruner": dev.pruner, "at_dev_step": step,
                                                           "dev_pass_at_1": float(records[-1]["pass_at_1"]),
                                                           "by": worker_name(), "at": time.time()})
             job.stop_asked = True
             self.display.stopping(job.job, f"pruned by the {dev.pruner} pruner at step {step} (dev Pass@1 "
-                                           f"{float(records[-1]['pass_at_1']):.3f}): stopping after this step")
+                                           f"{float(records[-1]['pass_at_1']):.3f}): stopping there")
+        write_json_atomic(job.trial_dir / VERDICT_FILE, {"step": step, "prune": bool(pruned)})  # the trial waits
 
 
 def _read_error(path: Path) -> str:

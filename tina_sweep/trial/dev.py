@@ -13,6 +13,8 @@ from tina_sweep.trial.spec import EvalSpec, TrialSpec
 DEV_LOG = "dev_log.jsonl"  # one line per dev score of this attempt: {"step", "pass_at_1", "problems", "seconds"}
 DEV_FILE = "dev.json"  # the same record inside the checkpoint folder it scored
 STOP_FILE = "stop.json"  # written by the worker: {"reason": "pruned", "step": N, ...}
+VERDICT_FILE = "verdict.json"  # the worker's answer to the latest dev score: {"step": N, "prune": bool}
+PRUNING_WORKER = "TINA_SWEEP_PRUNING_WORKER"  # set in a trial's process whose worker answers each dev score
 
 
 def dev_eval_spec(spec: TrialSpec) -> EvalSpec:

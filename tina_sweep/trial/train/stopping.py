@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,10 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from tina_sweep.trial.attempts import write_json_atomic
-from tina_sweep.trial.dev import DEV_FILE, DEV_LOG, STOP_FILE, best_step, dev_eval_spec, read_dev_curve
+from tina_sweep.trial.dev import (DEV_FILE, DEV_LOG, PRUNING_WORKER, STOP_FILE, VERDICT_FILE, best_step, dev_eval_spec,
+                                  read_dev_curve)
+
+VERDICT_SECONDS = 600  # how long a trial waits for its worker's verdict on a dev score (a dead worker kills it first)
 from tina_sweep.trial.spec import TrialSpec
 
 @dataclass
@@ -62,13 +66,38 @@ class DevScorer(TrainerCallback):
         with open(self.trial_dir / DEV_LOG, "a") as log:
             log.write(json.dumps(record) + "\n")
         _log_to_wandb({"dev/pass_at_1": record["pass_at_1"], "train/global_step": step})
-        if self.stop.reason is None and self._no_gain():
+        if self.stop.reason is None and self._pruned_now(step):
+            control.should_training_stop = True  # this step's checkpoint is saved: stop here, not a step later
+            return control
+        if self.stop.reason is None and step < state.max_steps and self._no_gain():
             self.stop.reason, self.stop.step = "early_stopped", step
             self.stop.detail = {"patience": self.spec.dev.patience, "min_delta": self.spec.dev.min_delta,
                                 "best_step": best_step(self.curve)}
             _log_to_wandb({"stopping/early_stopped_at": step, "train/global_step": step})
             control.should_training_stop = True
         return control
+
+    def _pruned_now(self, step: int) -> bool:
+        """Under a worker that prunes (``TINA_SWEEP_PRUNING_WORKER``, one process): wait for its verdict on this
+        dev score (it reads the score, asks the study's pruner and answers within a poll, ~0.5 s) so a pruned
+        trial stops at the step the decision was made on."""
+        if self.spec.dev.pruner == "none" or os.environ.get(PRUNING_WORKER) != "1" or \
+                self.trainer.accelerator.num_processes > 1:
+            return False
+        path, deadline = self.trial_dir / VERDICT_FILE, time.monotonic() + VERDICT_SECONDS
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                verdict = json.loads(path.read_text())
+                if int(verdict["step"]) >= step:
+                    if not verdict.get("prune"):
+                        return False
+                    with contextlib.suppress(OSError, ValueError):
+                        self.stop.detail = json.loads((self.trial_dir / STOP_FILE).read_text())
+                    self.stop.reason, self.stop.step = "pruned", step
+                    _log_to_wandb({"stopping/pruned_at": step, "train/global_step": step})
+                    return True
+            time.sleep(0.05)
+        return False
 
     def score(self, step: int) -> dict:
         """Dev Pass@1 of the model as it is now (greedy; LoRA active, not merged)."""
