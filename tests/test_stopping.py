@@ -195,6 +195,7 @@ def test_pruning_across_two_workers_on_one_journal(pruned_sweep):
         assert attempt.params == {"lora.rank": int(job.split("-")[0].split("=")[1]), "seed": 42}
         assert attempt.distributions["lora.rank"] == IntDistribution(2, 4)
         assert list(attempt.intermediate_values) == [1]
+        assert [step for step, _ in attempt.user_attrs["train_reward"]] == [1]  # the training curve, per step
         result = attempt.user_attrs["result"]
         assert result["stopped"]["reason"] == "pruned" and result["stopped"]["horizon"] == 6
         assert result["train_steps"] == 1  # stopped at the step its pruning was decided on

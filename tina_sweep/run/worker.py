@@ -405,7 +405,8 @@ class Worker:
                     attempts.commit(job.trial_dir, self.sweep_dir, job.job.trial_id)
                 except FileExistsError:  # a result landed already (it stands): record that one
                     result, reused = attempts.finished_result(final, job.job.trial_id) or result, True
-            attrs = {"result": result.to_json(), **({"reused_result": True} if reused else {})}
+            attrs = {"result": result.to_json(), **({"reused_result": True} if reused else {}),
+                     **train_reward_attr(attempts.trial_dir(self.sweep_dir, job.job.trial_id))}
             if not self.ledger.complete(job.trial, result.average, attrs, pruned=result.pruned):
                 return
             live = {str(t.number) for t in self.ledger.by_job().get(job.job.trial_id, [])
@@ -514,6 +515,18 @@ class Worker:
             self.display.stopping(job.job, f"pruned by the {dev.pruner} pruner at step {step} (dev Pass@1 "
                                            f"{float(records[-1]['pass_at_1']):.3f}): stopping there")
         write_json_atomic(job.trial_dir / VERDICT_FILE, {"step": step, "prune": bool(pruned)})  # the trial waits
+
+
+def train_reward_attr(trial_dir: Path) -> dict[str, list[list[float]]]:
+    """``{"train_reward": [[step, reward], ...]}`` from a trial folder's train_log.jsonl (Optuna's view of the
+    training curve, beside the dev scores it holds as intermediate values); empty without a log."""
+    curve = []
+    with contextlib.suppress(OSError):
+        for line in (trial_dir / "train_log.jsonl").read_text().splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                record = json.loads(line)
+                curve.append([int(record["step"]), float(record["reward"])])
+    return {"train_reward": curve} if curve else {}
 
 
 def _read_error(path: Path) -> str:
