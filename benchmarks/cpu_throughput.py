@@ -319,18 +319,20 @@ def overhead_seconds(rounds: int = 2) -> tuple[list[dict], list[dict]]:
                     swept.append({"seconds": seconds, "train": result["cost"]["train_seconds"],
                                   "eval": result["cost"]["eval_seconds"], "pass_at_1": result["pass_at_1"]})
                 else:
-                    out = Path(folder) / f"direct{round_}"
-                    seconds = run_seconds([__file__, "--direct-trial", str(spec_file), str(out)])
-                    measured = json.loads((out / "pass_at_1.json").read_text())
-                    direct.append({"seconds": seconds, "train": measured["train_seconds"],
-                                   "eval": measured["eval_seconds"], "pass_at_1": measured["pass_at_1"]})
+                    direct.append(_direct_run(spec_file, Path(folder) / f"direct{round_}"))
         if len(direct) < len(swept):  # an odd number of rounds: the last direct run
-            out = Path(folder) / "direct-last"
-            seconds = run_seconds([__file__, "--direct-trial", str(spec_file), str(out)])
-            measured = json.loads((out / "pass_at_1.json").read_text())
-            direct.append({"seconds": seconds, "train": measured["train_seconds"], "eval": measured["eval_seconds"],
-                           "pass_at_1": measured["pass_at_1"]})
+            direct.append(_direct_run(spec_file, Path(folder) / "direct-last"))
     return swept, direct
+
+
+def _direct_run(spec_file: Path, out: Path) -> dict:
+    """``direct_trial`` in a new process: its wall time, training and evaluation seconds and Pass@1s."""
+    import json
+
+    seconds = run_seconds([__file__, "--direct-trial", str(spec_file), str(out)])
+    measured = json.loads((out / "pass_at_1.json").read_text())
+    return {"seconds": seconds, "train": measured["train_seconds"], "eval": measured["eval_seconds"],
+            "pass_at_1": measured["pass_at_1"]}
 
 
 def _mean(runs: list[dict], key: str) -> float:
