@@ -257,7 +257,8 @@ study = Study(name="overhead", description="one cpu-scale trial (benchmarks/cpu_
 def direct_trial(spec_path: Path, folder: Path) -> None:
     """The trial of ``spec_path`` written with TRL directly, as a user would without tina-sweep: load the model,
     GRPOTrainer with the trial's GRPOConfig, LoRA and rewards, train, save the adapter, merge it, then generate the
-    benchmarks in the same batches and grade them with the same grader; writes the Pass@1s to pass_at_1.json."""
+    benchmarks in the same batches and grade them with the same grader; writes the Pass@1s, the training and
+    evaluation seconds and each GRPO step's seconds to pass_at_1.json."""
     import json
 
     from datasets import Dataset
@@ -290,13 +291,14 @@ def direct_trial(spec_path: Path, folder: Path) -> None:
     scores = {b.name: evaluate_benchmark(merged, tokenizer, load_benchmark(b), b.name, prompt, spec.eval,
                                          spec.seed).pass_at_1 for b in spec.eval.benchmarks}
     (folder / "pass_at_1.json").write_text(json.dumps(
-        {"pass_at_1": scores, "train_seconds": trained - started, "eval_seconds": time.perf_counter() - trained}))
+        {"pass_at_1": scores, "train_seconds": trained - started, "eval_seconds": time.perf_counter() - trained,
+         "step_seconds": step_seconds(trainer.state.log_history)}))
 
 
 def overhead_seconds(rounds: int = 2) -> tuple[list[dict], list[dict]]:
     """One trial through ``tina-sweep run`` and the same run written with TRL directly (``direct_trial``), each
     in a new process, ``rounds`` times in alternating order (tina-sweep first, then the direct run first): per run
-    its wall time, training and evaluation seconds and Pass@1s."""
+    its wall time, training and evaluation seconds, each GRPO step's seconds and the Pass@1s."""
     import json
     import tempfile
 
@@ -316,8 +318,10 @@ def overhead_seconds(rounds: int = 2) -> tuple[list[dict], list[dict]]:
                     trial = next((sweeps / "overhead" / "trials").glob("rank=*"))
                     spec_file = trial / "spec.json"
                     result = json.loads((trial / "result.json").read_text())
+                    log = [json.loads(line) for line in (trial / "train_log.jsonl").read_text().splitlines()]
                     swept.append({"seconds": seconds, "train": result["cost"]["train_seconds"],
-                                  "eval": result["cost"]["eval_seconds"], "pass_at_1": result["pass_at_1"]})
+                                  "eval": result["cost"]["eval_seconds"], "pass_at_1": result["pass_at_1"],
+                                  "steps": step_seconds(log)})
                 else:
                     direct.append(_direct_run(spec_file, Path(folder) / f"direct{round_}"))
         if len(direct) < len(swept):  # an odd number of rounds: the last direct run
@@ -332,11 +336,51 @@ def _direct_run(spec_file: Path, out: Path) -> dict:
     seconds = run_seconds([__file__, "--direct-trial", str(spec_file), str(out)])
     measured = json.loads((out / "pass_at_1.json").read_text())
     return {"seconds": seconds, "train": measured["train_seconds"], "eval": measured["eval_seconds"],
-            "pass_at_1": measured["pass_at_1"]}
+            "pass_at_1": measured["pass_at_1"], "steps": measured["step_seconds"]}
+
+
+def step_seconds(log_history: list[dict]) -> list[float]:
+    """Each optimizer step's seconds as TRL measured them (``step_time``: the step's rollouts, rewards, forward,
+    backward and optimizer), in step order."""
+    return [entry["step_time"] for entry in log_history if "step_time" in entry]
 
 
 def _mean(runs: list[dict], key: str) -> float:
     return statistics.mean(run[key] for run in runs)
+
+
+def step_time_ratio(swept: list[dict], direct: list[dict], resamples: int = 10_000) -> tuple[float, float, float]:
+    """The mean GRPO step time through tina-sweep over the direct run's, with a 95% bootstrap interval (steps
+    resampled within each side): whether a step itself is slower inside a tina-sweep trial, apart from this
+    machine's step-to-step noise (a cpu-scale step varies by +-15% from one step to the next)."""
+    import random
+
+    ours, theirs = [t for run in swept for t in run["steps"]], [t for run in direct for t in run["steps"]]
+    rng = random.Random(0)
+    ratios = sorted(statistics.fmean(rng.choices(ours, k=len(ours))) / statistics.fmean(rng.choices(theirs, k=len(theirs)))
+                    for _ in range(resamples))
+    return statistics.fmean(ours) / statistics.fmean(theirs), ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples)]
+
+
+def print_overhead(swept: list[dict], direct: list[dict]) -> None:
+    """(a): each run's parts, the wall-time ratio as measured, and the orchestration overhead apart from the GRPO
+    steps (TRL's own code in both, whose duration is this machine's noise: compared separately)."""
+    for name, runs in (("tina-sweep run", swept), ("TRL directly", direct)):
+        print(f"    {name}: " + "; ".join(
+            f"{r['seconds']:.1f} s (train {r['train']:.1f} of which GRPO steps {sum(r['steps']):.1f}, eval "
+            f"{r['eval']:.1f}, other {r['seconds'] - r['train'] - r['eval']:.1f})" for r in runs))
+    wall, direct_wall = _mean(swept, "seconds"), _mean(direct, "seconds")
+    outside = wall - statistics.mean(sum(r["steps"]) for r in swept)
+    direct_outside = direct_wall - statistics.mean(sum(r["steps"]) for r in direct)
+    ratio, low, high = step_time_ratio(swept, direct)
+    print(f"(a) one cpu-scale trial (30 steps, 150 problems; TRL's path, fp32), mean of {len(swept)} run(s) each, "
+          f"alternating: tina-sweep run {wall:.1f} s, the same run written with TRL directly {direct_wall:.1f} s "
+          f"(ratio {wall / direct_wall:.3f} as measured); outside the GRPO steps {outside:.1f} s vs "
+          f"{direct_outside:.1f} s: tina-sweep adds {outside - direct_outside:.1f} s, a ratio of "
+          f"{(direct_wall + outside - direct_outside) / direct_wall:.3f} with the steps held equal; a GRPO step "
+          f"inside tina-sweep / directly: {ratio:.3f} (95% interval {low:.3f}-{high:.3f}, "
+          f"{sum(len(r['steps']) for r in swept)} vs {sum(len(r['steps']) for r in direct)} steps); Pass@1 "
+          f"{swept[-1]['pass_at_1']} vs {direct[-1]['pass_at_1']}")
 
 
 def machine_parts(repeats: int) -> None:
@@ -407,16 +451,7 @@ def main() -> None:
     if not arguments.no_machine:
         machine_parts(repeats)
     if arguments.overhead:
-        swept, direct = overhead_seconds(arguments.rounds)
-        for name, runs in (("tina-sweep run", swept), ("TRL directly", direct)):
-            print(f"    {name}: " + "; ".join(f"{r['seconds']:.1f} s (train {r['train']:.1f}, eval {r['eval']:.1f}, "
-                                              f"other {r['seconds'] - r['train'] - r['eval']:.1f})" for r in runs))
-        print(f"(a) one cpu-scale trial (30 steps, 150 problems; TRL's path, fp32), mean of {len(swept)} run(s) each, "
-              f"alternating: tina-sweep run {_mean(swept, 'seconds'):.1f} s, the same run written with TRL directly "
-              f"{_mean(direct, 'seconds'):.1f} s (ratio {_mean(swept, 'seconds') / _mean(direct, 'seconds'):.3f}); "
-              f"training {_mean(swept, 'train'):.1f} s vs {_mean(direct, 'train'):.1f} s, evaluation "
-              f"{_mean(swept, 'eval'):.1f} s vs {_mean(direct, 'eval'):.1f} s; Pass@1 {swept[-1]['pass_at_1']} vs "
-              f"{direct[-1]['pass_at_1']}")
+        print_overhead(*overhead_seconds(arguments.rounds))
 
     if arguments.sweep:
         one = sweep_seconds(1, threads)
