@@ -352,7 +352,7 @@ def _mean(runs: list[dict], key: str) -> float:
 def step_time_ratio(swept: list[dict], direct: list[dict], resamples: int = 10_000) -> tuple[float, float, float]:
     """The mean GRPO step time through tina-sweep over the direct run's, with a 95% bootstrap interval (steps
     resampled within each side): whether a step itself is slower inside a tina-sweep trial, apart from this
-    machine's step-to-step noise (a cpu-scale step varies by +-15% from one step to the next)."""
+    machine's step-to-step noise (a cpu-scale step of TRL's path took 6.9 s to 10.7 s from one step to the next)."""
     import random
 
     ours, theirs = [t for run in swept for t in run["steps"]], [t for run in direct for t in run["steps"]]
