@@ -355,11 +355,13 @@ def step_time_ratio(swept: list[dict], direct: list[dict], resamples: int = 10_0
     machine's step-to-step noise (a cpu-scale step of TRL's path took 6.9 s to 10.7 s from one step to the next)."""
     import random
 
+    from tina_sweep.report.stats import percentile_ci
+
     ours, theirs = [t for run in swept for t in run["steps"]], [t for run in direct for t in run["steps"]]
     rng = random.Random(0)
-    ratios = sorted(statistics.fmean(rng.choices(ours, k=len(ours))) / statistics.fmean(rng.choices(theirs, k=len(theirs)))
-                    for _ in range(resamples))
-    return statistics.fmean(ours) / statistics.fmean(theirs), ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples)]
+    ratios = [statistics.fmean(rng.choices(ours, k=len(ours))) / statistics.fmean(rng.choices(theirs, k=len(theirs)))
+              for _ in range(resamples)]
+    return (statistics.fmean(ours) / statistics.fmean(theirs), *percentile_ci(ratios))
 
 
 def print_overhead(swept: list[dict], direct: list[dict]) -> None:

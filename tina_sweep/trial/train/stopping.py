@@ -22,9 +22,10 @@ from transformers import TrainerCallback
 from tina_sweep.trial.attempts import write_json_atomic
 from tina_sweep.trial.dev import (DEV_FILE, DEV_LOG, PRUNING_WORKER, STOP_FILE, VERDICT_FILE, best_step, dev_eval_spec,
                                   read_dev_curve)
+from tina_sweep.trial.spec import TrialSpec
 
 VERDICT_SECONDS = 600  # how long a trial waits for its worker's verdict on a dev score (a dead worker kills it first)
-from tina_sweep.trial.spec import TrialSpec
+
 
 @dataclass
 class StopState:
