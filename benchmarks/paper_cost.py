@@ -349,25 +349,43 @@ def measure_eval(model_dir: Path, prompts: int, max_tokens: int, recipe: str = "
             "temperature": spec.temperature, "top_p": spec.top_p}
 
 
+# ``measure --plumbing``: a 2-layer model of a 4,096-token vocabulary and 8-token completions, to check the phases
+# run on a machine (CPU included) in seconds; its steps are not the recipe's, so it is never projected
+PLUMBING_BODY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+                 "num_key_value_heads": 1}
+PLUMBING_VOCAB_SIZE = 4096
+PLUMBING_COMPLETION_CAP = 8
+
+
 def measure(work: Path, recipe: str, steps: int, eval_prompts: int, eval_tokens: int, rollouts: str,
-            phase_timeout: float) -> Path:
+            phase_timeout: float, plumbing: bool = False) -> Path:
     """Build the random paper-shape model (once per WORK), then time the recipe's steps and the evaluation pass,
     each in its own process (a clean GPU for each vLLM engine), each within ``phase_timeout`` seconds."""
     import importlib.metadata as metadata
     import subprocess
 
     work.mkdir(parents=True, exist_ok=True)
-    model_dir = work / MODEL_DIR
-    if not (work / "model.json").exists() or not (model_dir / "config.json").exists():
-        (work / "model.json").write_text(json.dumps(random_paper_model(model_dir)))
-    result = {"model": json.loads((work / "model.json").read_text()),
+    model_dir, built = work / MODEL_DIR, work / "model.json"
+    if (not built.exists() or not (model_dir / "config.json").exists()
+            or json.loads(built.read_text()).get("plumbing", False) != plumbing):
+        model = (random_paper_model(model_dir, PLUMBING_BODY, PLUMBING_VOCAB_SIZE) if plumbing
+                 else random_paper_model(model_dir))
+        built.write_text(json.dumps({**model, "plumbing": plumbing}))
+    result = {"model": json.loads(built.read_text()),
               "versions": {name: _version(metadata, name) for name in ("torch", "transformers", "trl", "peft", "vllm")}}
-    phases = [("train", [recipe, str(steps), rollouts])] + ([("eval", [recipe, str(eval_prompts), str(eval_tokens)])]
-                                                            if eval_prompts else [])
+    phases = [("train", [recipe, str(steps), rollouts])]
+    if eval_prompts:
+        phases.append(("eval", [recipe, str(eval_prompts), str(eval_tokens)]))
     for name, extra in phases:
         part = work / f"{name}-{recipe}.json"
         part.unlink(missing_ok=True)
-        subprocess.run([sys.executable, __file__, f"{name}-phase", str(work), *extra], check=True, timeout=phase_timeout)
+        command = [sys.executable, __file__, f"{name}-phase", str(work), *extra] + (["--plumbing"] if plumbing else [])
+        try:
+            subprocess.run(command, check=True, timeout=phase_timeout)
+        except subprocess.TimeoutExpired:
+            sys.exit(f"paper_cost: the {name} phase ran past --phase-timeout ({phase_timeout:g} s)")
+        except subprocess.CalledProcessError as error:
+            sys.exit(f"paper_cost: the {name} phase failed (exit {error.returncode}; its output is above)")
         result[name] = json.loads(part.read_text())
         print(json.dumps({name: result[name]}), flush=True)
     out = work / f"measured-{recipe}.json"
@@ -473,6 +491,12 @@ def print_projection(projection: dict) -> None:
               f"problem at this speed")
 
 
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -480,22 +504,26 @@ def main(argv: list[str] | None = None) -> None:
     run = sub.add_parser("measure", help="time a recipe's steps and an evaluation pass on this GPU")
     run.add_argument("work", type=Path)
     run.add_argument("--recipe", default="limr", choices=sorted({r for names in TASK_RECIPES.values() for r in names}))
-    run.add_argument("--steps", type=int, default=3, help="optimizer steps to time (the first is left out)")
+    run.add_argument("--steps", type=positive, default=3, help="optimizer steps to time (the first is left out)")
     run.add_argument("--eval-prompts", type=int, default=128, help="0: no evaluation pass")
     run.add_argument("--eval-tokens", type=int, default=8192, help="tokens generated per answer (EOS ignored)")
     run.add_argument("--rollouts", choices=("vllm", "transformers"), default="vllm",
                      help="transformers: measured, but never projected (the recipes roll out with vLLM)")
     run.add_argument("--phase-timeout", type=float, default=600, help="seconds each phase may run")
+    run.add_argument("--plumbing", action="store_true",
+                     help="a 2-layer model and 8-token completions: check the phases run here; never projected")
     train_phase = sub.add_parser("train-phase")  # measure's own processes
     train_phase.add_argument("work", type=Path)
     train_phase.add_argument("recipe")
     train_phase.add_argument("steps", type=int)
     train_phase.add_argument("rollouts")
+    train_phase.add_argument("--plumbing", action="store_true")
     eval_phase = sub.add_parser("eval-phase")
     eval_phase.add_argument("work", type=Path)
     eval_phase.add_argument("recipe")
     eval_phase.add_argument("prompts", type=int)
     eval_phase.add_argument("tokens", type=int)
+    eval_phase.add_argument("--plumbing", action="store_true")
     proj = sub.add_parser("project", help="project the cost table from measure's files")
     proj.add_argument("measured", type=Path, nargs="+")
     proj.add_argument("--prices", type=Path, help="JSON {device name prefix: $ per device-hour}")
@@ -504,14 +532,15 @@ def main(argv: list[str] | None = None) -> None:
         print_paper()
     elif args.command == "measure":
         written = measure(args.work, args.recipe, args.steps, args.eval_prompts, args.eval_tokens, args.rollouts,
-                          args.phase_timeout)
+                          args.phase_timeout, args.plumbing)
         print(f"wrote {written}")
     elif args.command == "train-phase":
         measured = measure_training(args.work / MODEL_DIR, args.work / f"trial-{args.recipe}", args.recipe, args.steps,
-                                    args.rollouts)
+                                    args.rollouts, PLUMBING_COMPLETION_CAP if args.plumbing else None)
         (args.work / f"train-{args.recipe}.json").write_text(json.dumps(measured, indent=2))
     elif args.command == "eval-phase":
-        measured = measure_eval(args.work / MODEL_DIR, args.prompts, args.tokens, args.recipe)
+        overrides = {"max_model_length": 2048, "gpu_memory_utilization": 0.05} if args.plumbing else None
+        measured = measure_eval(args.work / MODEL_DIR, args.prompts, args.tokens, args.recipe, overrides)
         (args.work / f"eval-{args.recipe}.json").write_text(json.dumps(measured, indent=2))
     else:
         try:

@@ -18,8 +18,6 @@ from recipe_parity import paper_era_recipes
 from tina_sweep.trial.datasets import bundled_path
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_BODY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
-             "num_key_value_heads": 1}
 
 
 def load_paper_cost():
@@ -178,7 +176,7 @@ def test_measure_training_times_a_recipes_steps_on_a_tiny_model(paper_cost, tmp_
     """The real train path (our study's limr trial, TRL GRPOTrainer, LoRA r32): 2 steps of 32 completions on a tiny
     random model with transformers rollouts and 8-token completions."""
     model = tmp_path / "model"
-    built = paper_cost.random_paper_model(model, body=TINY_BODY, vocab_size=4096)
+    built = paper_cost.random_paper_model(model, body=paper_cost.PLUMBING_BODY, vocab_size=4096)
     assert built["vocab_size"] == 4096 and built["layers"] == 2
     measured = paper_cost.measure_training(model, tmp_path / "trial", "limr", 2, rollouts="transformers",
                                            completion_cap=8)
@@ -191,3 +189,27 @@ def test_measure_training_times_a_recipes_steps_on_a_tiny_model(paper_cost, tmp_
     assert (tmp_path / "trial" / "adapter" / "adapter_config.json").exists()
     # a shortened cap is not the recipe's step: it projects nothing
     assert all(r["projected"] is None for r in paper_cost.project([{"train": measured}], {"cpu": 0.1})["tasks"])
+
+
+def test_measure_runs_its_phases_in_their_own_processes_and_writes_what_project_reads(paper_cost, tmp_path,
+                                                                                       capsys):
+    """The command a lent GPU runs, end to end with --plumbing (a 2-layer model, 8-token completions, transformers
+    rollouts, no evaluation pass): the train phase in a child process, measured-limr.json, then project."""
+    work = tmp_path / "work"
+    paper_cost.main(["measure", str(work), "--plumbing", "--rollouts", "transformers", "--steps", "2",
+                     "--eval-prompts", "0", "--phase-timeout", "600"])
+    measured = json.loads((work / "measured-limr.json").read_text())
+    assert measured["model"]["plumbing"] is True and measured["model"]["vocab_size"] == 4096
+    assert measured["train"]["steps"] == 2 and measured["train"]["shape"]["completion_cap"] == 8
+    assert "eval" not in measured and measured["versions"]["trl"] != "not installed"
+    paper_cost.main(["project", str(work / "measured-limr.json")])
+    out = capsys.readouterr().out
+    assert "not measured: shape 32 x 3584" in out  # a plumbing run is never projected
+    # a phase that fails (here: the saved weights are gone) stops measure with one line naming it
+    (work / paper_cost.MODEL_DIR / "model.safetensors").unlink()
+    with pytest.raises(SystemExit) as stopped:
+        paper_cost.main(["measure", str(work), "--plumbing", "--rollouts", "transformers", "--eval-prompts", "0"])
+    assert str(stopped.value).startswith("paper_cost: the train phase failed (exit ")
+    with pytest.raises(SystemExit):
+        paper_cost.main(["measure", str(work), "--steps", "0"])
+    assert "--steps: must be a positive integer, got '0'" in capsys.readouterr().err
