@@ -43,6 +43,8 @@ from tina_sweep.report.paper import load_published_cost, load_published_pass1  #
 from tina_sweep.study.scales import SCALES  # noqa: E402
 from tina_sweep.trial.cost import DeviceInfo, load_prices, price_per_hour  # noqa: E402
 from tina_sweep.trial.datasets import BENCHMARKS, bundled_path, read_rows  # noqa: E402
+from recipe_parity import RECIPE_TRIALS, load_recipes, recipe_fields, trial_for  # noqa: E402
+from recipe_parity import training_processes as quoted_processes  # noqa: E402
 
 # DeepSeek-R1-Distill-Qwen-1.5B: the body of gpu_check.PAPER_SHAPE and its vocabulary (151,936 rows, untied
 # embedding and LM head: 1.78 B parameters in all).
@@ -84,8 +86,6 @@ def tina_value(recipe: str, field: str):
     """A recipe's value as Tina's own recipe file has it (quoted with file, line and commit; the six latest-era-only
     recipes from tina_recipes.csv): analysis/recipe_parity.py's ``recipe_fields``. None where the recipe leaves it
     unset."""
-    from recipe_parity import recipe_fields
-
     found = recipe_fields(recipe).get(field)
     return None if found is None else found.value
 
@@ -107,9 +107,7 @@ def dataset_sizes() -> dict[str, int]:
 
 def training_processes(recipe: str) -> int:
     """The processes Tina's launch script trains ``recipe`` with (its global batch is per that many)."""
-    from recipe_parity import training_processes as quoted
-
-    return quoted(recipe)[0]
+    return quoted_processes(recipe)[0]
 
 
 @dataclass(frozen=True)
@@ -264,8 +262,6 @@ def random_paper_model(target: Path, body: dict | None = None, vocab_size: int =
 
 def recipe_trial_spec(recipe: str):
     """The paper-scale trial spec our studies resolve for ``recipe`` (analysis/recipe_parity.py's RECIPE_TRIALS)."""
-    from recipe_parity import RECIPE_TRIALS, trial_for
-
     study, point = RECIPE_TRIALS[recipe][0]
     return trial_for(study, point).spec.model_copy(deep=True)
 
@@ -410,31 +406,40 @@ def seconds_per_step(train: dict) -> float:
 
 
 def project(measurements: list[dict], prices: dict[str, float]) -> dict:
-    """Every training row of the paper's cost table at the measured seconds per step of its recipes' shape (rows
-    with a shape not measured are left unprojected), and one evaluation pass of the six benchmarks."""
+    """Every Tina recipe (the 21 of tina_recipes.csv) and every training row of the paper's cost table at the
+    measured seconds per step of its shape (a shape not measured is left unprojected), and one evaluation pass of
+    the six benchmarks."""
     by_shape: dict[Shape, dict] = {}
     for measured in measurements:
         train = measured["train"]
         if train["rollouts"] == "vllm" and train["shape"] == train["recipe_shape"]:
             by_shape.setdefault(Shape(**train["shape"]), train)
+    row_of = {name: task for task, names in TASK_RECIPES.items() for name in names}
+    per_recipe = {}
+    for name in load_recipes():
+        steps, how = recipe_steps(name)
+        shape = recipe_shape(name)
+        found = {"steps": steps, "how": how, "shape": shape, "task": row_of.get(name), "projected": None}
+        if shape in by_shape:
+            train = by_shape[shape]
+            device = _device(train)
+            gpu_hours = steps * seconds_per_step(train) * device.count / 3600
+            found["projected"] = {"device": f"{device.count} x {device.name}", "gpu_hours": gpu_hours,
+                                  "usd": gpu_hours * price_per_hour(device, prices)}
+        per_recipe[name] = found
     rows = []
     for task in paper_tasks():
         missing = [s for s in task["shapes"] if s not in by_shape]
         row = {**task, "projected": None}
         if not missing:
-            seconds = 0.0
-            for name, (steps, _) in task["steps"].items():
-                train = by_shape[recipe_shape(name)]
-                seconds += steps * seconds_per_step(train) * train["device_count"]
-            device = _device(by_shape[task["shapes"][0]])
-            gpu_hours = seconds / 3600
-            usd = gpu_hours * price_per_hour(device, prices)
-            row["projected"] = {"device": f"{device.count} x {device.name}", "gpu_hours": gpu_hours, "usd": usd,
+            parts = [per_recipe[name]["projected"] for name in task["recipes"]]
+            gpu_hours, usd = sum(p["gpu_hours"] for p in parts), sum(p["usd"] for p in parts)
+            row["projected"] = {"device": parts[0]["device"], "gpu_hours": gpu_hours, "usd": usd,
                                 "gpu_hours_ratio": gpu_hours / task["gpu_hours"], "usd_ratio": usd / task["train_usd"]}
         else:
             row["missing"] = [s.label() for s in missing]
         rows.append(row)
-    return {"tasks": rows, "measured": by_shape, "eval": project_eval(measurements, prices)}
+    return {"recipes": per_recipe, "tasks": rows, "measured": by_shape, "eval": project_eval(measurements, prices)}
 
 
 def project_eval(measurements: list[dict], prices: dict[str, float]) -> dict | None:
@@ -462,6 +467,14 @@ def _device(train: dict) -> DeviceInfo:
 
 
 def print_projection(projection: dict) -> None:
+    print(f"{'recipe':34} {'shape':11} {'steps':>6} {'ours GPU-h':>10} {'ours $':>7}  cost-table row")
+    for name, found in projection["recipes"].items():
+        got = found["projected"]
+        ours = f"{got['gpu_hours']:10.1f} {got['usd']:7.1f}" if got else f"{'-':>10} {'-':>7}"
+        epoch = "*" if found["how"].startswith("one epoch") else ""
+        print(f"{name:34} {found['shape'].label():11} {str(found['steps']) + epoch:>6} {ours}  "
+              f"{found['task'] or '(latest era only: not in the paper)'}")
+    print()
     print(f"{'task':36} {'shape':11} {'steps':>6} {'paper $':>7} {'paper GPU-h':>11} {'ours GPU-h':>10} "
           f"{'ours $':>7} {'$ ratio':>7} {'GPU-h ratio':>11}")
     for row in projection["tasks"]:

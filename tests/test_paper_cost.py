@@ -110,6 +110,15 @@ def test_projection_arithmetic(paper_cost):
     assert limr["usd_ratio"] == pytest.approx(180 * 31 / 3600 * 2.5 / 4)
     assert limr["gpu_hours_ratio"] == pytest.approx(180 * 31 / 3600 / 4)
     assert rows["Ablation: LoRA Rank/Alpha"]["projected"]["gpu_hours"] == pytest.approx(720 * 31 / 3600)
+    # every one of Tina's 21 recipes, the six the paper never ran included (no cost-table row)
+    per_recipe = projection["recipes"]
+    assert len(per_recipe) == 21
+    assert per_recipe["2thought"]["task"] is None
+    assert per_recipe["2thought"]["projected"]["gpu_hours"] == pytest.approx(6660 * 31 / 3600)
+    assert per_recipe["open_rs3_long_completion_ablation"]["shape"] == paper_cost.Shape(48, 8960)
+    assert per_recipe["open_rs3_long_completion_ablation"]["projected"] is None
+    assert rows["Ablation: LoRA Rank/Alpha"]["projected"]["usd"] == pytest.approx(
+        sum(per_recipe[name]["projected"]["usd"] for name in paper_cost.TASK_RECIPES["Ablation: LoRA Rank/Alpha"]))
     # shapes not measured stay unprojected, and say which shape is missing
     assert rows["Main: Tina-Open-RS2"]["projected"] is None and rows["Main: Tina-Open-RS2"]["missing"] == ["48 x 3584"]
     ev = projection["eval"]
