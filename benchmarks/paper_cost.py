@@ -47,7 +47,8 @@ from recipe_parity import RECIPE_TRIALS, load_recipes, recipe_fields, trial_for 
 from recipe_parity import training_processes as quoted_processes  # noqa: E402
 
 # DeepSeek-R1-Distill-Qwen-1.5B: the body of gpu_check.PAPER_SHAPE and its vocabulary (151,936 rows, untied
-# embedding and LM head: 1.78 B parameters in all).
+# embedding and LM head: 1.78 B parameters in all), as its config.json has them (its fine-tunes on the hub carry it,
+# e.g. oumi-ai/MiniMath-R1-1.5B; tests/test_paper_cost.py checks the size).
 PAPER_VOCAB_SIZE = 151936
 
 # The rows of the paper's cost table and the Tina recipes each one trained (the paper's names; the launch scripts

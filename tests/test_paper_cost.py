@@ -153,6 +153,23 @@ def test_the_cli_projects_a_measured_file_and_refuses_a_bad_price_table(paper_co
     assert str(stopped.value).startswith(f"--prices {prices}: 'NVIDIA H100': must be a non-negative number")
 
 
+def test_the_measured_model_has_the_paper_models_size(paper_cost):
+    """The architecture measure builds (on the meta device here: no memory): DeepSeek-R1-Distill-Qwen-1.5B's config
+    as its fine-tunes carry it (e.g. huggingface.co/oumi-ai/MiniMath-R1-1.5B config.json, _name_or_path
+    deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B: 28 layers, hidden 1536, untied embeddings, vocabulary 151,936), 1.78 B
+    parameters as the hub lists it, 1.31 B outside the embedding and LM head (Qwen2.5-1.5B's model card)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(vocab_size=paper_cost.PAPER_VOCAB_SIZE, **paper_cost.PAPER_SHAPE)
+    with torch.device("meta"):
+        model = Qwen2ForCausalLM(config)
+    total = sum(p.numel() for p in model.parameters())
+    embeddings = model.model.embed_tokens.weight.numel() + model.lm_head.weight.numel()
+    assert round(total / 1e9, 2) == 1.78 and round((total - embeddings) / 1e9, 2) == 1.31
+    assert model.lm_head.weight is not model.model.embed_tokens.weight
+
+
 def test_the_full_vocabulary_tokenizer_survives_vllms_loader(paper_cost, tmp_path):
     """vLLM loads the tokenizer with AutoTokenizer, which rebuilds a Qwen2 model's as Qwen2Tokenizer: it must keep
     all 151,936 tokens (every id a random model samples decodes) and encode text as the saved one does."""
