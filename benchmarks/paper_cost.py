@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ from gpu_check import PAPER_SHAPE, QWEN2_SPLIT, save_model_dir  # noqa: E402
 from tina_sweep.report.paper import load_published_cost, load_published_pass1  # noqa: E402
 from tina_sweep.study.scales import SCALES  # noqa: E402
 from tina_sweep.trial.cost import DeviceInfo, load_prices, price_per_hour  # noqa: E402
-from tina_sweep.trial.datasets import BENCHMARKS, bundled_path, read_rows  # noqa: E402
+from tina_sweep.trial.datasets import BENCHMARKS, TRAINING_SETS, bundled_path, read_rows  # noqa: E402
 from recipe_parity import RECIPE_TRIALS, load_recipes, recipe_fields, trial_for  # noqa: E402
 from recipe_parity import training_processes as quoted_processes  # noqa: E402
 
@@ -83,6 +84,7 @@ MODEL_DIR = "deepseek-r1-distill-qwen-1.5b-random"  # under WORK
 
 # ------------------------------------------------------------------ the paper's side
 
+@lru_cache(maxsize=None)  # recipe_fields parses the quoted recipe file on every call
 def tina_value(recipe: str, field: str):
     """A recipe's value as Tina's own recipe file has it (quoted with file, line and commit; the six latest-era-only
     recipes from tina_recipes.csv): analysis/recipe_parity.py's ``recipe_fields``. None where the recipe leaves it
@@ -190,7 +192,7 @@ def tokenizer_corpus() -> list[str]:
     vocabulary's (a word, a digit or a symbol each) instead of one per byte."""
     from tina_sweep.trial.prompts import OPEN_R1_SYSTEM_PROMPT, TINA_MATH_QUERY_TEMPLATE
 
-    problems = [row["problem"] for row in read_rows(bundled_path("train/limr.jsonl"))]
+    problems = [row["problem"] for row in read_rows(bundled_path(TRAINING_SETS["limr"].location))]
     problems += [row["problem"] for row in read_rows(bundled_path(BENCHMARKS["math500"].location))]
     return problems + [OPEN_R1_SYSTEM_PROMPT, TINA_MATH_QUERY_TEMPLATE]
 
@@ -352,6 +354,7 @@ PLUMBING_BODY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers
                  "num_key_value_heads": 1}
 PLUMBING_VOCAB_SIZE = 4096
 PLUMBING_COMPLETION_CAP = 8
+PLUMBING_EVAL_OVERRIDES = {"max_model_length": 2048, "gpu_memory_utilization": 0.05}  # vLLM's CPU build: RAM share
 
 
 def measure(work: Path, recipe: str, steps: int, eval_prompts: int, eval_tokens: int, rollouts: str,
@@ -553,8 +556,8 @@ def main(argv: list[str] | None = None) -> None:
                                     args.rollouts, PLUMBING_COMPLETION_CAP if args.plumbing else None)
         (args.work / f"train-{args.recipe}.json").write_text(json.dumps(measured, indent=2))
     elif args.command == "eval-phase":
-        overrides = {"max_model_length": 2048, "gpu_memory_utilization": 0.05} if args.plumbing else None
-        measured = measure_eval(args.work / MODEL_DIR, args.prompts, args.tokens, args.recipe, overrides)
+        measured = measure_eval(args.work / MODEL_DIR, args.prompts, args.tokens, args.recipe,
+                                PLUMBING_EVAL_OVERRIDES if args.plumbing else None)
         (args.work / f"eval-{args.recipe}.json").write_text(json.dumps(measured, indent=2))
     else:
         try:

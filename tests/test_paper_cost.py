@@ -6,31 +6,19 @@ build: tests/test_vllm_cpu.py)."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import random
-import sys
-from pathlib import Path
 
 import pytest
 
 from recipe_parity import paper_era_recipes
+from scripts import load_script
 from tina_sweep.trial.datasets import bundled_path
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_paper_cost():
-    spec = importlib.util.spec_from_file_location("paper_cost", REPO / "benchmarks" / "paper_cost.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["paper_cost"] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def paper_cost():
-    return load_paper_cost()
+    return load_script("paper_cost")
 
 
 def published() -> dict[str, dict[str, str]]:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from scripts import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(
@@ -27,10 +29,7 @@ TIMES: dict[str, float] = {}  # phase -> seconds, printed at the end of the modu
 
 
 def _gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_check")
 
 
 def cpu_study(model_dir: Path):
@@ -206,18 +205,11 @@ def test_tina_sweep_run_evaluates_with_vllm_on_cpu(model_dir, tmp_path):
 def test_paper_costs_evaluation_pass_generates_every_answer_to_the_asked_length(tmp_path):
     """benchmarks/paper_cost.py's evaluation pass on the real engine: the paper's sampling (temperature 0.6, top-p
     0.95), EOS ignored, so every answer is exactly as long as asked (the projection counts on it)."""
-    import sys
-
-    spec = importlib.util.spec_from_file_location("paper_cost", REPO / "benchmarks" / "paper_cost.py")
-    paper_cost = importlib.util.module_from_spec(spec)
-    sys.modules["paper_cost"] = paper_cost
-    spec.loader.exec_module(paper_cost)
+    paper_cost = load_script("paper_cost")
     model = tmp_path / "model"
-    paper_cost.random_paper_model(model, body={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                                               "num_attention_heads": 2, "num_key_value_heads": 1}, vocab_size=4096)
+    paper_cost.random_paper_model(model, paper_cost.PLUMBING_BODY, paper_cost.PLUMBING_VOCAB_SIZE)
     started = time.perf_counter()
-    measured = paper_cost.measure_eval(model, prompts=4, max_tokens=16,
-                                       overrides={"gpu_memory_utilization": 0.05, "max_model_length": 2048})
+    measured = paper_cost.measure_eval(model, prompts=4, max_tokens=16, overrides=paper_cost.PLUMBING_EVAL_OVERRIDES)
     TIMES["paper_cost evaluation pass"] = time.perf_counter() - started
     assert measured["prompts"] == 4 and measured["generated_tokens"] == 4 * 16
     assert measured["tokens_per_second"] == pytest.approx(64 / measured["seconds"])
